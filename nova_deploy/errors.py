@@ -1,0 +1,27 @@
+"""One small error hierarchy. The CLI turns any of these into one line and exit code 2."""
+
+
+class NovaDeployError(Exception):
+    """Base of every error the user can cause and fix."""
+
+
+class InvalidArgument(NovaDeployError, ValueError):
+    """A value outside its valid range; the message names the value and the range."""
+
+
+class CheckpointError(NovaDeployError):
+    """A checkpoint file that cannot be read or does not fit the model."""
+
+
+class ExportError(NovaDeployError):
+    """An export or its validation failed."""
+
+
+class BackendUnavailable(NovaDeployError):
+    """A runtime backend that is not installed or has no device."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise InvalidArgument(message) unless condition; used instead of assert on user input."""
+    if not condition:
+        raise InvalidArgument(message)

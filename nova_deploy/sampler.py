@@ -1,0 +1,113 @@
+"""Reference sampler: VAR's scale loop written as small explicit steps over a preallocated KV cache.
+
+condition -> first token map -> for each scale: scale_step -> CFG -> sample -> f_hat update ->
+next token map; then the VQVAE decoder. With no pruning it computes exactly what the official
+`autoregressive_infer_cfg` computes, drawing from the generator in the same order.
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional, Union
+
+import torch
+
+from nova_deploy.errors import require
+from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
+                                  sample_with_top_k_top_p_, smooth_temperature)
+
+
+class KVCache:
+    """Per-layer K/V of every scale so far, in buffers allocated once for the whole pyramid.
+
+    Layers may keep different token counts once pruning starts, so each layer has its own length.
+    """
+
+    def __init__(self, depth: int, batch: int, num_heads: int, max_len: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device):
+        shape = (batch, num_heads, max_len, head_dim)
+        self.k = [torch.empty(shape, dtype=dtype, device=device) for _ in range(depth)]
+        self.v = [torch.empty(shape, dtype=dtype, device=device) for _ in range(depth)]
+        self.lengths = [0] * depth
+
+    @classmethod
+    def for_model(cls, var, batch2: int, dtype: torch.dtype, device) -> "KVCache":
+        return cls(var.depth, batch2, var.num_heads, var.L, var.C // var.num_heads, dtype, device)
+
+    def prefix(self, layer: int):
+        n = self.lengths[layer]
+        if n == 0:
+            return None, None
+        return self.k[layer][:, :, :n], self.v[layer][:, :, :n]
+
+    def append(self, layer: int, k_BHkc: torch.Tensor, v_BHkc: torch.Tensor) -> None:
+        n, k = self.lengths[layer], k_BHkc.shape[2]
+        self.k[layer][:, :, n:n + k].copy_(k_BHkc)
+        self.v[layer][:, :, n:n + k].copy_(v_BHkc)
+        self.lengths[layer] = n + k
+
+
+@dataclass
+class GenerationResult:
+    images: torch.Tensor  # B 3 H W in [0, 1]
+    idx_Bl: List[torch.Tensor] = field(default_factory=list)  # sampled token ids per scale
+    f_hat: Optional[torch.Tensor] = None
+
+
+def resolve_labels(var, B: int, label_B: Union[None, int, torch.Tensor, List[int]],
+                   rng: Optional[torch.Generator], device) -> torch.Tensor:
+    require(int(B) == B and B >= 1, f"batch size must be an integer >= 1, got {B}")
+    if label_B is None:  # official: uniform random classes, drawn first from the same generator
+        uniform = torch.full((1, var.num_classes), 1.0 / var.num_classes, device=device)
+        return torch.multinomial(uniform, num_samples=B, replacement=True, generator=rng).reshape(B)
+    if isinstance(label_B, int):
+        label_B = torch.full((B,), var.num_classes if label_B < 0 else label_B, device=device)
+    label_B = torch.as_tensor(label_B, dtype=torch.long, device=device)
+    require(label_B.shape == (B,), f"expected {B} class labels, got shape {tuple(label_B.shape)}")
+    bad = label_B[(label_B < 0) | (label_B > var.num_classes)]
+    require(bad.numel() == 0, f"class id {bad[:1].tolist()} out of range: valid are 0..{var.num_classes - 1} "
+                              f"(or {var.num_classes}, the null class)")
+    return label_B
+
+
+def make_generator(g_seed: Optional[int], device) -> Optional[torch.Generator]:
+    if g_seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(int(g_seed))
+
+
+@torch.no_grad()
+def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
+             params: SamplingParams = SamplingParams()) -> GenerationResult:
+    device = var.lvl_1L.device
+    vae, quant = var.vae, var.vae.quantize
+    rng = make_generator(g_seed, device)
+    label_B = resolve_labels(var, B, label_B, rng, device)
+    K = len(var.patch_nums)
+
+    cond = var.condition(label_B)
+    x_BlC = var.first_token_map(cond)
+    kv = KVCache.for_model(var, 2 * B, x_BlC.dtype, device)
+    f_hat = cond.cond_BD.new_zeros(B, var.Cvae, var.patch_nums[-1], var.patch_nums[-1])
+    result = GenerationResult(images=None)
+
+    for si, pn in enumerate(var.patch_nums):
+        prefixes = [kv.prefix(i) for i in range(var.depth)]
+        out = var.scale_step(x_BlC, cond, [p[0] for p in prefixes], [p[1] for p in prefixes])
+        for i in range(var.depth):
+            kv.append(i, out.k_new[i], out.v_new[i])
+
+        logits_BlV = combine_cfg(out.logits_BlV, guidance_at(si, K, params.cfg))
+        idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
+        result.idx_Bl.append(idx_Bl)
+        if params.more_smooth:
+            ratio = si / (K - 1)
+            soft = gumbel_softmax_with_rng(logits_BlV.mul(1 + ratio), tau=smooth_temperature(si, K), rng=rng)
+            h_BlC = soft @ quant.embedding.weight.unsqueeze(0)
+        else:
+            h_BlC = quant.embedding(idx_Bl)
+        h_BChw = h_BlC.transpose_(1, 2).reshape(B, var.Cvae, pn, pn)
+        f_hat, next_map = quant.get_next_autoregressive_input(si, K, f_hat, h_BChw)
+        if si != K - 1:
+            x_BlC = var.next_token_map(si + 1, next_map)
+
+    result.f_hat = f_hat
+    result.images = vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
+    return result

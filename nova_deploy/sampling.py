@@ -1,0 +1,65 @@
+"""Token sampling of VAR: classifier-free guidance, top-k/top-p, gumbel smoothing.
+
+These functions consume the generator in exactly the official order, so that the same seed gives
+the same tokens as FoundationVision/VAR.
+"""
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from nova_deploy.errors import require
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    cfg: float = 1.5  # guidance at the last scale; it ramps linearly from 0 at the first scale
+    top_k: int = 0  # 0: no top-k filter
+    top_p: float = 0.0  # 0: no nucleus filter
+    more_smooth: bool = False  # gumbel-softmax embedding mix instead of a hard token (visual only)
+
+    def __post_init__(self):
+        require(math.isfinite(self.cfg) and self.cfg >= 0, f"cfg must be a finite number >= 0, got {self.cfg}")
+        require(int(self.top_k) == self.top_k and self.top_k >= 0, f"top_k must be an integer >= 0, got {self.top_k}")
+        require(0.0 <= self.top_p <= 1.0, f"top_p must be in [0, 1], got {self.top_p}")
+
+
+def guidance_at(si: int, num_scales: int, cfg: float) -> float:
+    """The official CFG ramp t = cfg * si / (K - 1)."""
+    return cfg * (si / (num_scales - 1))
+
+
+def combine_cfg(logits_2BlV: torch.Tensor, t: float) -> torch.Tensor:
+    B = logits_2BlV.shape[0] // 2
+    return (1 + t) * logits_2BlV[:B] - t * logits_2BlV[B:]
+
+
+def sample_with_top_k_top_p_(logits_BlV: torch.Tensor, top_k: int = 0, top_p: float = 0.0,
+                             rng: Optional[torch.Generator] = None, num_samples: int = 1) -> torch.Tensor:
+    """Sample token ids B l num_samples. Filters logits_BlV in place (the gumbel path reads it after)."""
+    B, l, V = logits_BlV.shape
+    if top_k > 0:
+        kth_largest = logits_BlV.topk(top_k, largest=True, sorted=False, dim=-1)[0].amin(dim=-1, keepdim=True)
+        logits_BlV.masked_fill_(logits_BlV < kth_largest, -torch.inf)
+    if top_p > 0:
+        sorted_logits, sorted_idx = logits_BlV.sort(dim=-1, descending=False)
+        sorted_remove = sorted_logits.softmax(dim=-1).cumsum_(dim=-1) <= (1 - top_p)
+        sorted_remove[..., -1:] = False
+        logits_BlV.masked_fill_(sorted_remove.scatter(sorted_idx.ndim - 1, sorted_idx, sorted_remove), -torch.inf)
+    replacement = num_samples >= 0
+    probs = logits_BlV.softmax(dim=-1).view(-1, V)
+    return torch.multinomial(probs, num_samples=abs(num_samples), replacement=replacement, generator=rng).view(B, l, -1)
+
+
+def gumbel_softmax_with_rng(logits: torch.Tensor, tau: float, rng: Optional[torch.Generator], dim: int = -1) -> torch.Tensor:
+    """Soft gumbel-softmax drawing its noise from rng (the official `more_smooth` path)."""
+    if rng is None:
+        return torch.nn.functional.gumbel_softmax(logits=logits, tau=tau, hard=False, dim=dim)
+    gumbels = -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_(generator=rng).log()
+    return ((logits + gumbels) / tau).softmax(dim)
+
+
+def smooth_temperature(si: int, num_scales: int) -> float:
+    ratio = si / (num_scales - 1)
+    return max(0.27 * (1 - ratio * 0.95), 0.005)
