@@ -95,8 +95,8 @@ class VectorQuantizer2(nn.Module):
             h_BChw = F.interpolate(h_BChw, size=(HW, HW), mode="bicubic")
         return self.phi(si)(h_BChw.contiguous())
 
-    def forward(self, f_BChw: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Training path: returns f_hat with a straight-through gradient and the VQ loss."""
+    def forward(self, f_BChw: torch.Tensor, return_idx: bool = False):
+        """Training path: f_hat with a straight-through gradient, the VQ loss (and token ids per scale)."""
         f_BChw = f_BChw.float()
         B, C, H, W = f_BChw.shape
         f_no_grad = f_BChw.detach()
@@ -104,14 +104,18 @@ class VectorQuantizer2(nn.Module):
         f_hat = torch.zeros_like(f_rest)
         SN = len(self.v_patch_nums)
         vq_loss = f_BChw.new_zeros(())
+        ms_idx = []
         for si, pn in enumerate(self.v_patch_nums):
             z = F.interpolate(f_rest, size=(pn, pn), mode="area") if si != SN - 1 else f_rest
             idx_N = self.nearest_ids(z.permute(0, 2, 3, 1).reshape(-1, C))
+            ms_idx.append(idx_N)
             h_BChw = self._upsampled_residual(si, idx_N.view(B, pn, pn), H)
             f_hat = f_hat + h_BChw
             f_rest = f_rest - h_BChw.detach()
             vq_loss = vq_loss + F.mse_loss(f_hat.data, f_BChw).mul(self.beta) + F.mse_loss(f_hat, f_no_grad)
         f_hat = (f_hat.data - f_no_grad).add_(f_BChw)
+        if return_idx:
+            return f_hat, vq_loss / SN, ms_idx
         return f_hat, vq_loss / SN
 
     @torch.no_grad()

@@ -1,0 +1,3 @@
+from nova_deploy.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset, render_shape
+
+__all__ = ["CLASS_NAMES", "NUM_CLASSES", "ShapesDataset", "render_shape"]

@@ -1,0 +1,46 @@
+"""Pieces shared by the trainers: resumable checkpoints, JSONL loss logs, the LR schedule."""
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int, floor_ratio: float = 0.05) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_training_state(path: Path, model, opt, step: int, extra: Optional[dict] = None) -> None:
+    """Atomic: written to a temporary name, renamed when complete, so a kill never leaves half a file."""
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+             "torch_rng": torch.get_rng_state(), "extra": extra or {}}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_training_state(path: Path, model, opt) -> int:
+    state = torch.load(path, weights_only=True)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"])
+
+
+class LossLog:
+    """Appends one JSON object per logged step; survives resumes (append mode)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.t0 = time.time()
+
+    def write(self, **fields) -> None:
+        fields["wall_s"] = round(time.time() - self.t0, 2)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(fields) + "\n")

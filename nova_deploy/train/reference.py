@@ -1,0 +1,45 @@
+"""The whole training of the shipped reference model (`nova-deploy train`): VQVAE, encode, VAR.
+
+Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
+it stopped; with the same seed the result is the same model.
+"""
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from nova_deploy.checkpoint import save_safetensors
+from nova_deploy.models.build import build_vqvae
+from nova_deploy.models.presets import get_preset
+from nova_deploy.train.var import encode_dataset, train_var
+from nova_deploy.train.vqvae import train_vqvae
+
+
+def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 800,
+                    var_steps: int = 1800, n_encode: int = 20000, threads: int = 2) -> dict:
+    torch.set_num_threads(threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    preset = get_preset(preset_name)
+    timings = {}
+
+    t = time.time()
+    state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
+    vae = build_vqvae(preset.vae)
+    vae.load_state_dict(torch.load(state_path, weights_only=True)["model"])
+    save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
+    timings["vqvae_s"] = round(time.time() - t, 1)
+
+    t = time.time()
+    tokens = encode_dataset(vae, out_dir / "tokens.pt", seed=seed + 1000, n_images=n_encode)
+    timings["encode_s"] = round(time.time() - t, 1)
+
+    t = time.time()
+    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps)
+    save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
+    timings["var_s"] = round(time.time() - t, 1)
+
+    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
+               "n_encode": n_encode, "threads": threads, **timings}
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

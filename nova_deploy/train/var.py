@@ -1,0 +1,84 @@
+"""VAR training by teacher forcing on token pyramids pre-encoded with the trained VQVAE.
+
+Encoding once (instead of every step) makes each VAR step cost only the transformer; with a
+fixed training set the run is a function of the seed, which makes it reproducible and resumable.
+"""
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nova_deploy.data import ShapesDataset
+from nova_deploy.models.build import build_var
+from nova_deploy.models.presets import VARConfig
+from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
+
+
+@torch.no_grad()
+def encode_dataset(vae, out_path: Path, seed: int, n_images: int, batch: int = 64) -> Path:
+    """Token pyramids (n, L) int16 and labels of n_images shapes; skipped if already complete."""
+    if out_path.exists():
+        return out_path
+    data = ShapesDataset(seed=seed, length=n_images, size=vae.image_size)
+    tokens, labels = [], []
+    for start in tqdm(range(0, n_images, batch), desc="encode", mininterval=5):
+        img, lab = data.batch(start, min(batch, n_images - start))
+        tokens.append(torch.cat(vae.img_to_idxBl(img), dim=1).to(torch.int16))
+        labels.append(lab)
+    tmp = out_path.with_suffix(".tmp")
+    torch.save({"tokens": torch.cat(tokens), "labels": torch.cat(labels)}, tmp)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
+    out, cur = [], 0
+    for pn in patch_nums:
+        out.append(tokens_NL[:, cur:cur + pn * pn].long())
+        cur += pn * pn
+    return out
+
+
+def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
+              lr: float = 6e-4, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
+              log_every: int = 10, ckpt_every: int = 100):
+    torch.manual_seed(seed)
+    var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
+    var.init_weights(init_std=-1)
+    var.train()
+    decay = [p for n, p in var.named_parameters() if p.ndim >= 2 and "pos_" not in n]
+    no_decay = [p for n, p in var.named_parameters() if not (p.ndim >= 2 and "pos_" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.95))
+    ckpt, log = out_dir / "var_train_state.pt", LossLog(out_dir / "var_log.jsonl")
+    step = load_training_state(ckpt, var, opt) if ckpt.exists() else 0
+    data = torch.load(tokens_path, weights_only=True)
+    tokens, labels = data["tokens"], data["labels"]
+    n = tokens.shape[0]
+    order = torch.randperm(n * (steps * batch // n + 1), generator=torch.Generator().manual_seed(seed)) % n
+    t0 = time.time()
+    for step in tqdm(range(step, steps), initial=step, total=steps, desc="var", mininterval=5):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, lr, warmup=100)
+        pick = order[step * batch:(step + 1) * batch]
+        gt_ms = split_scales(tokens[pick], cfg.patch_nums)
+        x_in = vae.quantize.idxBl_to_var_input(gt_ms)
+        logits_BLV = var(labels[pick], x_in)
+        target_BL = torch.cat(gt_ms, dim=1)
+        loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
+        opt.step()
+        if step % log_every == 0:
+            with torch.no_grad():
+                last = var.begin_ends[-1]
+                acc_last = (logits_BLV[:, last[0]:last[1]].argmax(-1) == target_BL[:, last[0]:last[1]]).float().mean()
+            log.write(step=step, loss=round(loss.item(), 4), acc_last_scale=round(acc_last.item(), 4),
+                      lr=round(opt.param_groups[0]["lr"], 7), elapsed_s=round(time.time() - t0, 1))
+        if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+            save_training_state(ckpt, var, opt, step + 1)
+    return var.eval()
