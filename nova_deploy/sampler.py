@@ -5,7 +5,7 @@ next token map; then the VQVAE decoder. With no pruning it computes exactly what
 `autoregressive_infer_cfg` computes, drawing from the generator in the same order.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import Callable, List, Optional, Union
 
 import torch
 
@@ -75,7 +75,9 @@ def make_generator(g_seed: Optional[int], device) -> Optional[torch.Generator]:
 
 @torch.no_grad()
 def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
-             params: SamplingParams = SamplingParams()) -> GenerationResult:
+             params: SamplingParams = SamplingParams(),
+             on_scale: Optional[Callable[[int], None]] = None) -> GenerationResult:
+    """on_scale(si) is called after each scale (progress display)."""
     device = var.lvl_1L.device
     vae, quant = var.vae, var.vae.quantize
     rng = make_generator(g_seed, device)
@@ -107,6 +109,8 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
         f_hat, next_map = quant.get_next_autoregressive_input(si, K, f_hat, h_BChw)
         if si != K - 1:
             x_BlC = var.next_token_map(si + 1, next_map)
+        if on_scale is not None:
+            on_scale(si)
 
     result.f_hat = f_hat
     result.images = vae.fhat_to_img(f_hat).add_(1).mul_(0.5)

@@ -1,0 +1,83 @@
+"""Commands on models: info, convert-checkpoint, generate (PyTorch path)."""
+import resource
+import time
+
+import click
+import torch
+from tqdm import tqdm
+
+from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
+                                    read_state_dict)
+from nova_deploy.cli.main import cli
+from nova_deploy.cli.options import model_options
+from nova_deploy.errors import CheckpointError, InvalidArgument
+from nova_deploy.images import image_grid_png
+from nova_deploy.model_source import resolve_models
+from nova_deploy.sampler import generate, resolve_labels
+from nova_deploy.sampling import SamplingParams
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+def info(checkpoint):
+    """Preset, parameters, scales and tokens per scale of a VAR or VQVAE checkpoint."""
+    state, meta = read_state_dict(checkpoint)
+    kind = checkpoint_kind(state)
+    n_params = sum(v.numel() for k, v in state.items() if v.is_floating_point())
+    if kind == "var":
+        cfg = infer_var_config(state, meta)
+        click.echo(f"{checkpoint}: VAR, preset {matching_preset(cfg) or 'custom'}")
+        click.echo(f"  depth {cfg.depth}, width {cfg.embed_dim}, heads {cfg.num_heads}, classes {cfg.num_classes}, "
+                   f"shared AdaLN {cfg.shared_aln}, cosine attention {cfg.attn_l2_norm}")
+        click.echo(f"  tensors {len(state)}, parameters+buffers {n_params:,}")
+        click.echo(f"  scales {len(cfg.patch_nums)}: {', '.join(f'{p}x{p}' for p in cfg.patch_nums)}")
+        click.echo(f"  tokens per scale {[p * p for p in cfg.patch_nums]}, total {sum(p * p for p in cfg.patch_nums)}")
+    elif kind == "vqvae":
+        # the scale schedule belongs to the VAR; a VQVAE file only says how many scales it tracked
+        vocab, cvae = state["quantize.embedding.weight"].shape
+        click.echo(f"{checkpoint}: VQVAE, vocab {vocab}, Cvae {cvae}, ch {state['encoder.conv_in.weight'].shape[0]}, "
+                   f"scales {state['quantize.ema_vocab_hit_SV'].shape[0]}")
+        click.echo(f"  tensors {len(state)}, parameters+buffers {n_params:,}")
+    else:
+        raise CheckpointError(f"{checkpoint}: neither a VAR nor a VQVAE checkpoint")
+
+
+@cli.command("convert-checkpoint")
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+def convert_checkpoint_cmd(src, dst):
+    """Convert an official .pth state dict to .safetensors (config stored in the metadata)."""
+    if not dst.endswith(".safetensors"):
+        raise InvalidArgument(f"output must end in .safetensors, got {dst}")
+    kind, _ = convert_checkpoint(src, dst)
+    click.echo(f"wrote {dst} ({kind.upper()})")
+
+
+@cli.command("generate")
+@model_options
+@click.option("--class", "classes", type=int, multiple=True, help="Class id of an image; repeat for several. "
+              "Default: one image per class, up to 8.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cfg", type=float, default=1.5, show_default=True, help="Classifier-free guidance at the last scale.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="0: no top-k filter.")
+@click.option("--top-p", type=float, default=0.0, show_default=True, help="0: no nucleus filter.")
+@click.option("--more-smooth", is_flag=True, help="Gumbel-smoothed tokens (visual only).")
+@click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True)
+def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, out):
+    """Generate images on the PyTorch path and write them as a PNG grid."""
+    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
+    src = resolve_models(var_path, vae_path, preset)
+    click.echo(f"model: {src.description}", err=True)
+    if not classes:
+        classes = tuple(range(min(src.var.num_classes, 8)))
+    labels = resolve_labels(src.var, len(classes), list(classes), None, "cpu")
+    K = len(src.var.patch_nums)
+    t0 = time.perf_counter()
+    with tqdm(total=K, desc="scales", unit="scale", leave=False) as bar:
+        result = generate(src.var, B=len(classes), label_B=labels, g_seed=seed, params=params,
+                          on_scale=lambda si: bar.update(1))
+    seconds = time.perf_counter() - t0
+    image_grid_png(result.images, out)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    click.echo(f"wrote {out}: {len(classes)} image(s) {result.images.shape[-1]}px in {seconds:.2f} s, "
+               f"peak RSS {peak_mb:.0f} MB")

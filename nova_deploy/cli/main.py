@@ -1,0 +1,32 @@
+"""`nova-deploy`: the command line. Errors the user can fix print one line and exit with code 2."""
+import sys
+
+import click
+
+from nova_deploy import __version__
+from nova_deploy.errors import NovaDeployError
+
+
+class NovaGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NovaDeployError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=NovaGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="nova-deploy")
+def cli():
+    """Take VAR image generators from a PyTorch checkpoint to per-scale graphs and engines,
+    accelerated by NOVA entropy-guided token pruning.
+
+    Without --checkpoint/--vae, commands use the small reference model bundled with the package.
+    """
+
+
+def main():
+    from nova_deploy.cli import commands_model  # noqa: F401  (registers the commands)
+
+    cli(prog_name="nova-deploy")
