@@ -1,0 +1,34 @@
+"""Plots of NOVA's decisions: entropy curves with the activation scale, and the scale ratios."""
+import os
+from pathlib import Path
+from typing import List
+
+from nova_deploy.errors import InvalidArgument
+
+
+def plot_trace(trace: List[dict], path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless; no display on servers
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise InvalidArgument(f"output directory {path.parent} does not exist")
+    fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for b, img in enumerate(trace):
+        line, = ax_e.plot(img["entropy_curve"], marker="o", label=f"image {b}")
+        a = img.get("activation_scale")
+        if a is not None and a >= 0:
+            ax_e.axvline(a, color=line.get_color(), linestyle=":", alpha=0.7)
+        ax_r.plot(img["scale_ratio"], marker="o", color=line.get_color())
+    ax_e.set(xlabel="scale", ylabel="mean token entropy / log V", title="entropy (dotted: activation)")
+    ax_r.set(xlabel="scale", ylabel="scale pruning ratio", title=f"ratios ({trace[0]['policy']})")
+    if len(trace) <= 8:
+        ax_e.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,79 @@
+"""Policies decide, the scale step executes: dense stays bit-identical, pruning does what it says."""
+import pytest
+import torch
+
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.flops import dense_kept, transformer_flops
+from nova_deploy.models.build import build_pair
+from nova_deploy.models.presets import get_preset
+from nova_deploy.nova.config import NovaConfig
+from nova_deploy.nova.policy import Policy, parse_policy
+from nova_deploy.sampler import generate
+
+
+@pytest.fixture(scope="module")
+def small():
+    var, _ = build_pair(get_preset("small"), seed=0)
+    return var
+
+
+def test_policy_none_is_bit_identical_to_reference(golden_models):
+    var, _ = golden_models
+    ref = var.autoregressive_infer_cfg(2, torch.tensor([3, 7]), g_seed=4, top_k=5)
+    from nova_deploy.sampling import SamplingParams
+    ours = generate(var, 2, torch.tensor([3, 7]), g_seed=4, params=SamplingParams(top_k=5),
+                    policy=parse_policy("none"), want_trace=True)
+    assert torch.equal(ref, ours.images)
+
+
+def test_fixed_policy_prunes_exactly_the_requested_counts(small):
+    res = generate(small, 2, torch.tensor([0, 1]), g_seed=0, policy=parse_policy("fixed:0,0,0,0,0,0.5,0.25"),
+                   want_trace=True)
+    kept = res.trace[0]["kept_per_scale_layer"]
+    assert kept[5] == [18] * small.depth and kept[6] == [48] * small.depth
+    assert kept[:5] == dense_kept(small.patch_nums, small.depth)[:5]
+    assert res.trace[0]["transformer_flops_pruned"] == transformer_flops(kept, rows=2, C=small.C)
+    assert res.trace[0]["flop_reduction"] > 1.0
+
+
+def test_pruning_changes_images_but_not_the_first_scales(small):
+    dense = generate(small, 2, torch.tensor([0, 1]), g_seed=0)
+    pruned = generate(small, 2, torch.tensor([0, 1]), g_seed=0, policy=parse_policy("fixed:0,0,0,0,0,0.5,0.5"))
+    for si in range(5):
+        assert torch.equal(dense.idx_Bl[si], pruned.idx_Bl[si])
+    assert not torch.equal(dense.images, pruned.images)
+
+
+def test_nova_trace_records_decisions(small):
+    pol = Policy("nova", NovaConfig(min_activation_scale=2, fallback_activation_scale=4))
+    res = generate(small, 3, torch.tensor([0, 1, 2]), g_seed=1, policy=pol, want_trace=True)
+    K = len(small.patch_nums)
+    for img in res.trace:
+        assert len(img["entropy_curve"]) == K and all(0 <= e <= 1 for e in img["entropy_curve"])
+        assert 2 <= img["activation_scale"] <= 4
+        assert img["scale_ratio"][: img["activation_scale"]] == [0.0] * img["activation_scale"]
+    kept = res.trace[0]["kept_per_scale_layer"]
+    assert all(1 <= k <= pn * pn for pn, row in zip(small.patch_nums, kept) for k in row)
+    assert sum(map(sum, kept)) < sum(map(sum, dense_kept(small.patch_nums, small.depth)))
+
+
+def test_fastvar_prunes_the_last_scales_only(small):
+    res = generate(small, 1, torch.tensor([3]), g_seed=0, policy=parse_policy("fastvar"), want_trace=True)
+    kept = res.trace[0]["kept_per_scale_layer"]
+    assert kept[:-2] == dense_kept(small.patch_nums, small.depth)[:-2]
+    assert kept[-2][0] < 36 and kept[-1][0] < 64
+
+
+@pytest.mark.parametrize("text, message", [
+    ("sparse", "unknown policy 'sparse'"),
+    ("fixed", "needs per-scale ratios"),
+    ("fixed:0,0,1.2", "must be in [0, 1)"),
+])
+def test_bad_policy_text(text, message):
+    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)")):
+        parse_policy(text)
+
+
+def test_fixed_ratio_vector_of_wrong_length_is_rejected(small):
+    with pytest.raises(InvalidArgument, match="7"):
+        generate(small, 1, torch.tensor([0]), policy=parse_policy("fixed:0,0.1,0.2"))
