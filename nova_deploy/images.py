@@ -1,4 +1,5 @@
-"""Images to PNG files."""
+"""Writing artefacts atomically: PNG image grids and JSON."""
+import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -25,6 +26,22 @@ def image_grid_png(images_B3HW, path, nrow: Optional[int] = None) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     try:
         Image.fromarray(grid).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise InvalidArgument(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    path = Path(path)
+    if not path.parent.exists():
+        raise InvalidArgument(f"output directory {path.parent} does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1))
         os.replace(tmp, path)
     except OSError as e:
         raise InvalidArgument(f"cannot write {path}: {e.strerror or e}") from None

@@ -10,6 +10,10 @@ from typing import Callable, List, Optional, Union
 import torch
 
 from nova_deploy.errors import require
+from nova_deploy.flops import dense_kept, transformer_flops
+from nova_deploy.models.var_blocks import LayerKeep
+from nova_deploy.nova.policy import Policy, ScalePlan
+from nova_deploy.resample import resample_tokens
 from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
                                   sample_with_top_k_top_p_, smooth_temperature)
 
@@ -49,6 +53,7 @@ class GenerationResult:
     images: torch.Tensor  # B 3 H W in [0, 1]
     idx_Bl: List[torch.Tensor] = field(default_factory=list)  # sampled token ids per scale
     f_hat: Optional[torch.Tensor] = None
+    trace: Optional[List[dict]] = None  # per image: entropy curve, activation, ratios, kept, FLOPs
 
 
 def resolve_labels(var, B: int, label_B: Union[None, int, torch.Tensor, List[int]],
@@ -76,8 +81,10 @@ def make_generator(g_seed: Optional[int], device) -> Optional[torch.Generator]:
 @torch.no_grad()
 def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
              params: SamplingParams = SamplingParams(),
-             on_scale: Optional[Callable[[int], None]] = None) -> GenerationResult:
-    """on_scale(si) is called after each scale (progress display)."""
+             on_scale: Optional[Callable[[int], None]] = None, policy: Policy = Policy(),
+             want_trace: bool = False) -> GenerationResult:
+    """policy decides which tokens each layer computes (default: every token, the official sampler);
+    on_scale(si) is called after each scale (progress display)."""
     device = var.lvl_1L.device
     vae, quant = var.vae, var.vae.quantize
     rng = make_generator(g_seed, device)
@@ -89,14 +96,22 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
     kv = KVCache.for_model(var, 2 * B, x_BlC.dtype, device)
     f_hat = cond.cond_BD.new_zeros(B, var.Cvae, var.patch_nums[-1], var.patch_nums[-1])
     result = GenerationResult(images=None)
+    decider = policy.begin(B, var.patch_nums, var.depth, device)
+    observe = policy.name != "none" or want_trace
+    prev = None  # the previous scale's ScaleOutput: its branch outputs are the residual cache
 
     for si, pn in enumerate(var.patch_nums):
+        plan = decider.plan(si, x_BlC)
+        keeps = None if plan is None else layer_keeps(plan, prev, var.patch_nums[si - 1], pn, policy.upsample_mode)
         prefixes = [kv.prefix(i) for i in range(var.depth)]
-        out = var.scale_step(x_BlC, cond, [p[0] for p in prefixes], [p[1] for p in prefixes])
+        out = var.scale_step(x_BlC, cond, [p[0] for p in prefixes], [p[1] for p in prefixes], keeps)
         for i in range(var.depth):
             kv.append(i, out.k_new[i], out.v_new[i])
+        prev = out
 
         logits_BlV = combine_cfg(out.logits_BlV, guidance_at(si, K, params.cfg))
+        if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
+            decider.observe(si, logits_BlV, out.attn_branch, out.ffn_branch)
         idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
         result.idx_Bl.append(idx_Bl)
         if params.more_smooth:
@@ -114,4 +129,40 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
 
     result.f_hat = f_hat
     result.images = vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
+    if want_trace:
+        result.trace = build_trace(decider.trace(), policy, var)
     return result
+
+
+def layer_keeps(plan: ScalePlan, prev, pn_prev: int, pn: int, mode: str) -> List[Optional[LayerKeep]]:
+    """Execution inputs of a plan: CFG rows reuse their sample's kept positions; pruned tokens
+    receive the previous scale's branch output of the same layer, upsampled to this grid."""
+    keeps = []
+    for i, idx_Bk in enumerate(plan.idx_N):
+        if idx_Bk is None:
+            keeps.append(None)
+            continue
+        keeps.append(LayerKeep(idx_Bk=idx_Bk.repeat(2, 1),
+                               attn_fill_BlC=resample_tokens(prev.attn_branch[i], pn_prev, pn, mode),
+                               ffn_fill_BlC=resample_tokens(prev.ffn_branch[i], pn_prev, pn, mode)))
+    return keeps
+
+
+def build_trace(raw: dict, policy: Policy, var) -> List[dict]:
+    """Per image: what NOVA saw and decided, and the transformer FLOPs it saved (CFG: 2 rows)."""
+    kept_SN = raw["kept_SN"]
+    dense = transformer_flops(dense_kept(var.patch_nums, var.depth), rows=2, C=var.C)
+    pruned = transformer_flops(kept_SN, rows=2, C=var.C)
+    images = []
+    for b, curve in enumerate(raw["entropy_curve_B"]):
+        images.append({
+            "policy": policy.name,
+            "entropy_curve": curve,
+            "activation_scale": raw.get("activation_scale_B", [None] * len(raw["entropy_curve_B"]))[b],
+            "scale_ratio": [r[b] for r in raw["scale_ratio_SB"]],
+            "kept_per_scale_layer": kept_SN,
+            "transformer_flops_dense": dense,
+            "transformer_flops_pruned": pruned,
+            "flop_reduction": dense / pruned,
+        })
+    return images

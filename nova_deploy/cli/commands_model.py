@@ -11,7 +11,9 @@ from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_v
 from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import CheckpointError, InvalidArgument
-from nova_deploy.images import image_grid_png
+from nova_deploy.images import image_grid_png, write_json_atomic
+from nova_deploy.nova.policy import parse_policy
+from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
 from nova_deploy.sampler import generate, resolve_labels
 from nova_deploy.sampling import SamplingParams
@@ -62,10 +64,18 @@ def convert_checkpoint_cmd(src, dst):
 @click.option("--top-k", type=int, default=0, show_default=True, help="0: no top-k filter.")
 @click.option("--top-p", type=float, default=0.0, show_default=True, help="0: no nucleus filter.")
 @click.option("--more-smooth", is_flag=True, help="Gumbel-smoothed tokens (visual only).")
+@click.option("--policy", "policy_text", default="none", show_default=True,
+              help="Token pruning: none | nova | fastvar | fixed:R0,R1,... (one ratio per scale).")
+@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+              help="Write per-image decisions (entropy curve, activation, ratios, kept tokens, FLOPs) as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Draw the entropy curves and scale ratios to a PNG.")
 @click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True)
-def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, out):
+def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
+                 trace_path, plot_path, out):
     """Generate images on the PyTorch path and write them as a PNG grid."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
+    policy = parse_policy(policy_text)
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
     if not classes:
@@ -75,9 +85,19 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
     t0 = time.perf_counter()
     with tqdm(total=K, desc="scales", unit="scale", leave=False) as bar:
         result = generate(src.var, B=len(classes), label_B=labels, g_seed=seed, params=params,
-                          on_scale=lambda si: bar.update(1))
+                          on_scale=lambda si: bar.update(1), policy=policy,
+                          want_trace=bool(trace_path or plot_path))
     seconds = time.perf_counter() - t0
     image_grid_png(result.images, out)
+    if trace_path:
+        write_json_atomic(trace_path, {"policy": policy_text, "seed": seed, "classes": list(classes),
+                                       "images": result.trace})
+    if plot_path:
+        plot_trace(result.trace, plot_path)
+    if policy.name != "none":
+        t = result.trace[0] if result.trace else None
+        if t:
+            click.echo(f"policy {policy_text}: transformer FLOPs reduced {t['flop_reduction']:.2f}x", err=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     click.echo(f"wrote {out}: {len(classes)} image(s) {result.images.shape[-1]}px in {seconds:.2f} s, "
                f"peak RSS {peak_mb:.0f} MB")

@@ -17,19 +17,26 @@ from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save
 
 
 @torch.no_grad()
-def restart_dead_codes(vae, f_BChw: torch.Tensor, hits_V: torch.Tensor, generator: torch.Generator) -> int:
-    """Codes unused since the last restart move onto random encoder feature vectors of this batch."""
+def restart_dead_codes(vae, f_BChw: torch.Tensor, rest_BChw: torch.Tensor, hits_V: torch.Tensor,
+                       generator: torch.Generator) -> int:
+    """Codes unused since the last restart move onto random vectors of this batch: half encoder
+    features (what coarse scales quantize), half final residuals (what fine scales quantize)."""
     dead = (hits_V == 0).nonzero().flatten()
     if dead.numel() == 0:
         return 0
-    feats = f_BChw.permute(0, 2, 3, 1).reshape(-1, f_BChw.shape[1])
+    C = f_BChw.shape[1]
+    feats = torch.cat([f_BChw.permute(0, 2, 3, 1).reshape(-1, C), rest_BChw.permute(0, 2, 3, 1).reshape(-1, C)])
     pick = torch.randint(0, feats.shape[0], (dead.numel(),), generator=generator)
     vae.quantize.embedding.weight.data[dead] = feats[pick] + 0.01 * torch.randn(dead.numel(), feats.shape[1], generator=generator)
     return int(dead.numel())
 
 
-def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: int = 16, lr: float = 6e-4,
-                restart_every: int = 50, log_every: int = 10, ckpt_every: int = 100) -> Path:
+def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: int = 16, lr: float = 1e-3,
+                ae_warmup_steps: int = 150, restart_every: int = 25, log_every: int = 10,
+                ckpt_every: int = 100) -> Path:
+    """ae_warmup_steps: the first steps train a plain autoencoder (quantizer bypassed), so that the
+    codebook is then seeded from features that already carry the image, instead of collapsing
+    onto the mean colour, which is what a cold start did here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     vae = build_vqvae(cfg, test_mode=False).train()
@@ -45,7 +52,10 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
             g["lr"] = cosine_lr(step, steps, lr, warmup=50)
         img, _ = data.batch(step * batch, batch)
         f = vae.quant_conv(vae.encoder(img))
-        f_hat, vq_loss, ms_idx = vae.quantize(f, return_idx=True)
+        if step < ae_warmup_steps:
+            f_hat, vq_loss, ms_idx = f, f.new_zeros(()), []
+        else:
+            f_hat, vq_loss, ms_idx = vae.quantize(f, return_idx=True)
         rec = vae.decoder(vae.post_quant_conv(f_hat))
         l1 = F.l1_loss(rec, img)
         loss = l1 + vq_loss
@@ -54,8 +64,9 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
         opt.step()
         for idx in ms_idx:
             hits += idx.bincount(minlength=cfg.vocab_size).float()
-        if (step + 1) % restart_every == 0 and step < steps * 0.8:
-            restarted = restart_dead_codes(vae, f.detach(), hits, gen)
+        if (step + 1 == ae_warmup_steps) or (step >= ae_warmup_steps and (step + 1) % restart_every == 0
+                                              and step < steps * 0.8):
+            restarted = restart_dead_codes(vae, f.detach(), (f - f_hat).detach(), hits, gen)
             hits.zero_()
         else:
             restarted = None
