@@ -1,0 +1,97 @@
+"""Quality against FLOP reduction and CPU wall time for NOVA and FastVAR at several budgets, on the
+reference model, measured in one run (dense reference generated once, interleaving by config).
+
+    python tools/nova_sweep.py --samples 1000 --out docs/nova_sweep
+writes sweep.json and sweep.png (quality vs FLOP reduction) under --out.
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from nova_deploy.eval.evaluate import evaluate
+from nova_deploy.model_source import resolve_models
+from nova_deploy.nova.config import FastVARConfig, NovaConfig
+from nova_deploy.nova.policy import Policy
+from nova_deploy.sampling import SamplingParams
+
+
+def configs(K: int):
+    out = [("dense", Policy("none"))]
+    for base, growth, r_max in ((0.2, 0.1, 0.5), (0.3, 0.1, 0.75), (0.45, 0.15, 0.85), (0.6, 0.15, 0.9)):
+        out.append((f"nova b{base}", Policy("nova", NovaConfig(base_ratio=base, growth_per_scale=growth, r_max=r_max))))
+    for r in ((0.25, 0.35), (0.4, 0.5), (0.55, 0.65), (0.7, 0.8)):
+        out.append((f"fastvar {r[0]}/{r[1]}", Policy("fastvar", FastVARConfig(start_scale=-2, ratios=r))))
+    return out
+
+
+def plot(rows, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for family, marker in (("nova", "o"), ("fastvar", "s"), ("dense", "*")):
+        sel = [r for r in rows if r["name"].startswith(family)]
+        if not sel:
+            continue
+        x = [r["flop_reduction"] for r in sel]
+        axes[0].plot(x, [r["fid_feat"] for r in sel], marker=marker, label=family)
+        axes[1].plot(x, [100 * r["classifier_accuracy"] for r in sel], marker=marker, label=family)
+        axes[2].plot([r.get("speedup_vs_dense", 1.0) for r in sel], [r["fid_feat"] for r in sel], marker=marker,
+                     label=family)
+    rr = rows[0]["fid_feat_real_vs_real"]
+    for ax in (axes[0], axes[2]):
+        ax.axhline(rr, color="gray", linestyle=":", label="real vs real")
+    axes[0].set(xlabel="transformer FLOP reduction (x)", ylabel="FID_feat (lower is better)")
+    axes[1].set(xlabel="transformer FLOP reduction (x)", ylabel="classifier accuracy (%)")
+    axes[2].set(xlabel="CPU wall-time speedup over dense (x)", ylabel="FID_feat")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--cfg", type=float, default=1.5)
+    ap.add_argument("--out", default="docs/nova_sweep")
+    ap.add_argument("--only", default=None, help="comma-separated prefixes of config names to run")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    src = resolve_models(None, None, None)
+    params = SamplingParams(cfg=args.cfg)
+    dense_cache, rows = {}, []
+    chosen = configs(len(src.var.patch_nums))
+    if args.only:
+        chosen = [c for c in chosen if any(c[0].startswith(p) for p in args.only.split(","))]
+    for name, policy in chosen:
+        t0 = time.perf_counter()
+        rep = evaluate(src.var, src.vae, policy, n_samples=args.samples, batch=args.batch, params=params,
+                       dense_cache=dense_cache)
+        row = {"name": name, **rep.to_dict(), "wall_s": round(time.perf_counter() - t0, 1)}
+        rows.append(row)
+        print(json.dumps({k: row[k] for k in ("name", "flop_reduction", "classifier_accuracy", "fid_feat",
+                                               "fid_feat_real_vs_real", "psnr_vs_dense", "seconds_per_image")}),
+              flush=True)
+    dense_spi = next(r["seconds_per_image"] for r in rows if r["name"] == "dense") if any(
+        r["name"] == "dense" for r in rows) else None
+    for r in rows:
+        if dense_spi:
+            r["speedup_vs_dense"] = dense_spi / r["seconds_per_image"]
+    meta = {"command": "python tools/nova_sweep.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v),
+            "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+            "model": src.description}
+    (out / "sweep.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    plot(rows, out / "sweep.png")
+
+
+if __name__ == "__main__":
+    main()
