@@ -1,0 +1,92 @@
+"""Commands on quality: eval, and train (the reference model)."""
+import time
+from pathlib import Path
+
+import click
+import torch
+from tqdm import tqdm
+
+from nova_deploy.cli.main import cli
+from nova_deploy.cli.options import model_options
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.eval.evaluate import check_model_fits_classifier, evaluate, min_samples_for_fid
+from nova_deploy.eval.report import eval_png, format_table
+from nova_deploy.images import write_json_atomic
+from nova_deploy.model_source import resolve_models
+from nova_deploy.nova.policy import parse_policy
+from nova_deploy.sampler import generate
+from nova_deploy.sampling import SamplingParams
+
+
+def _writable_dir_for(path: str) -> None:
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise InvalidArgument(f"cannot write {path}: directory {parent} does not exist")
+    probe = parent / f".nova-write-probe-{time.time_ns()}"
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        raise InvalidArgument(f"cannot write {path}: directory {parent} is not writable") from None
+
+
+@cli.command("eval")
+@model_options
+@click.option("--policy", "policies", multiple=True, default=("none",), show_default=True,
+              help="Policy to evaluate (repeatable): none | nova | fastvar | fixed:R0,R1,...")
+@click.option("--samples", type=int, default=1000, show_default=True, help="Generated (and real) images per policy.")
+@click.option("--batch", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cfg", type=float, default=1.5, show_default=True)
+@click.option("--top-k", type=int, default=0, show_default=True)
+@click.option("--top-p", type=float, default=0.0, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default="eval.json", show_default=True)
+@click.option("--png", "png_path", type=click.Path(dir_okay=False), default="eval.png", show_default=True)
+def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path):
+    """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
+    generation (token agreement, PSNR, SSIM) and the entropy curve."""
+    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
+    parsed = [parse_policy(p) for p in policies]
+    if samples < min_samples_for_fid():
+        raise InvalidArgument(f"--samples {samples} is too few for a stable Fréchet distance: "
+                              f"use at least {min_samples_for_fid()} (1000 recommended)")
+    if batch < 1:
+        raise InvalidArgument(f"--batch must be >= 1, got {batch}")
+    for path in (json_path, png_path):
+        _writable_dir_for(path)
+    src = resolve_models(var_path, vae_path, preset)
+    check_model_fits_classifier(src.var, src.vae)
+    click.echo(f"model: {src.description}", err=True)
+    reports = []
+    t0 = time.perf_counter()
+    for policy in parsed:
+        policy.validate_for(len(src.var.patch_nums), src.var.depth)
+        with tqdm(total=samples, desc=f"eval {policy.name}", unit="img", leave=False) as bar:
+            reports.append(evaluate(src.var, src.vae, policy, n_samples=samples, batch=batch, seed=seed,
+                                    params=params, progress=bar.update))
+    click.echo(format_table(reports))
+    grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
+    write_json_atomic(json_path, {"model": src.description, "seconds": round(time.perf_counter() - t0, 1),
+                                  "reports": [r.to_dict() for r in reports]})
+    eval_png(grid, reports, png_path)
+    click.echo(f"wrote {json_path} and {png_path}", err=True)
+
+
+@cli.command("train")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--vqvae-steps", type=int, default=1200, show_default=True)
+@click.option("--var-steps", type=int, default=1800, show_default=True)
+@click.option("--encode-images", type=int, default=20000, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, threads):
+    """Train the reference model (VQVAE, then VAR) on procedural shapes; resumes from OUT."""
+    from nova_deploy.train.reference import train_reference
+
+    for name, value in (("--vqvae-steps", vqvae_steps), ("--var-steps", var_steps),
+                        ("--encode-images", encode_images), ("--threads", threads)):
+        if value < 1:
+            raise InvalidArgument(f"{name} must be >= 1, got {value}")
+    summary = train_reference(Path(out_dir), seed=seed, vqvae_steps=vqvae_steps, var_steps=var_steps,
+                              n_encode=encode_images, threads=threads)
+    click.echo(f"wrote {out_dir}/var.safetensors and {out_dir}/vqvae.safetensors: {summary}")

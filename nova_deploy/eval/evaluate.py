@@ -1,0 +1,120 @@
+"""The quality of a sampling setup on the reference model: fidelity to dense generation with the
+same seeds and labels, classifier accuracy, FID_feat beside its real-vs-real noise floor, and the
+per-scale entropy curve NOVA reads."""
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional
+
+import torch
+
+from nova_deploy.data import NUM_CLASSES, ShapesDataset
+from nova_deploy.errors import InvalidArgument, require
+from nova_deploy.eval.classifier import IMAGE_SIZE, classify_images, load_classifier
+from nova_deploy.eval.metrics import frechet_distance, psnr, ssim, token_agreement
+from nova_deploy.nova.policy import Policy
+from nova_deploy.sampler import generate
+from nova_deploy.sampling import SamplingParams
+
+REAL_SEED_A, REAL_SEED_B = 777_000, 888_000  # two disjoint real sets, neither used in training
+FEATURE_DIM = 128
+
+
+@dataclass
+class EvalReport:
+    policy: str
+    n_samples: int
+    classifier_accuracy: float
+    fid_feat: float
+    fid_feat_real_vs_real: float
+    entropy_per_scale: List[float]
+    flop_reduction: float
+    token_agreement_per_scale: Optional[List[float]] = None  # vs dense, same seeds and labels
+    psnr_vs_dense: Optional[float] = None
+    ssim_vs_dense: Optional[float] = None
+    sampling: dict = field(default_factory=dict)
+    seconds_per_image: float = 0.0  # generation wall time of this policy (batch as given)
+    dense_seconds_per_image: Optional[float] = None  # the same for dense, when it was generated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_model_fits_classifier(var, vae) -> None:
+    if var.num_classes != NUM_CLASSES or vae.image_size != IMAGE_SIZE:
+        raise InvalidArgument(
+            f"this model ({var.num_classes} classes, {vae.image_size}px) does not match the classifier's data "
+            f"({NUM_CLASSES} shape classes, {IMAGE_SIZE}px): quality metrics need the reference model or one "
+            "trained on the same shapes")
+
+
+def min_samples_for_fid() -> int:
+    return max(FEATURE_DIM + 1, 50) * 2  # twice the rank a feature covariance needs, for a stable sqrtm
+
+
+@torch.no_grad()
+def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, seed: int = 0,
+             params: SamplingParams = SamplingParams(), compare_dense: bool = True,
+             progress: Optional[Callable[[int], None]] = None, dense_cache: Optional[dict] = None) -> EvalReport:
+    """dense_cache: a dict reused across calls with the same seed/batch/params, holding the dense
+    generations that fidelity is measured against, so they are computed once for many policies."""
+    check_model_fits_classifier(var, vae)
+    need = min_samples_for_fid()
+    require(n_samples >= need, f"--samples {n_samples} is too few for a stable Fréchet distance on "
+                               f"{FEATURE_DIM}-d features: use at least {need} (1000 recommended)")
+    clf = load_classifier()
+    correct, feats, entropies, reductions = 0, [], [], []
+    agree, psnrs, ssims = [], [], []
+    seconds, dense_seconds = 0.0, 0.0
+    dense_cache = {} if dense_cache is None else dense_cache
+    for start in range(0, n_samples, batch):
+        B = min(batch, n_samples - start)
+        labels = torch.arange(start, start + B) % NUM_CLASSES
+        t0 = time.perf_counter()
+        res = generate(var, B, labels, g_seed=seed + start, params=params, policy=policy, want_trace=True)
+        seconds += time.perf_counter() - t0
+        pred, f = classify_images(clf, res.images)
+        correct += int((pred == labels).sum())
+        feats.append(f)
+        entropies += [img["entropy_curve"] for img in res.trace]
+        reductions.append(res.trace[0]["flop_reduction"])
+        if compare_dense and policy.name != "none":
+            if (start, B) not in dense_cache:
+                t0 = time.perf_counter()
+                dense_cache[(start, B)] = generate(var, B, labels, g_seed=seed + start, params=params)
+                dense_seconds += time.perf_counter() - t0
+            dense = dense_cache[(start, B)]
+            agree.append(torch.tensor(token_agreement(res.idx_Bl, dense.idx_Bl)) * B)
+            p = psnr(res.images, dense.images)
+            psnrs.append(p[torch.isfinite(p)])
+            ssims.append(ssim(res.images, dense.images))
+        if progress:
+            progress(B)
+    real_a = real_features(clf, REAL_SEED_A, n_samples, batch)
+    real_b = real_features(clf, REAL_SEED_B, n_samples, batch)
+    report = EvalReport(
+        policy=policy.name if policy.config is None else f"{policy.name} {policy.config}",
+        n_samples=n_samples, classifier_accuracy=correct / n_samples,
+        fid_feat=frechet_distance(torch.cat(feats), real_a),
+        fid_feat_real_vs_real=frechet_distance(real_b, real_a),
+        entropy_per_scale=torch.tensor(entropies).mean(0).tolist(),
+        flop_reduction=sum(reductions) / len(reductions),
+        sampling=asdict(params),
+        seconds_per_image=seconds / n_samples,
+        dense_seconds_per_image=dense_seconds / n_samples if dense_seconds else None,
+    )
+    if agree:
+        report.token_agreement_per_scale = (torch.stack(agree).sum(0) / n_samples).tolist()
+        all_psnr = torch.cat(psnrs)
+        report.psnr_vs_dense = float(all_psnr.mean()) if all_psnr.numel() else math.inf
+        report.ssim_vs_dense = float(torch.cat(ssims).mean())
+    return report
+
+
+def real_features(clf, seed: int, n: int, batch: int) -> torch.Tensor:
+    data = ShapesDataset(seed=seed, length=n, size=IMAGE_SIZE)
+    out = []
+    for start in range(0, n, batch):
+        img, _ = data.batch(start, min(batch, n - start))
+        out.append(classify_images(clf, img.add(1).div(2))[1])
+    return torch.cat(out)

@@ -1,0 +1,51 @@
+"""An EvalReport as a terminal table, JSON and a PNG (sample grid beside the entropy curve)."""
+import os
+from pathlib import Path
+from typing import List
+
+from nova_deploy.errors import InvalidArgument
+
+
+def format_table(reports: List) -> str:
+    rows = [("policy", "FLOP red.", "accuracy", "FID_feat", "real-vs-real", "PSNR/dense", "SSIM/dense", "tokens=dense@last")]
+    for r in reports:
+        rows.append((r.policy.split(" ")[0], f"{r.flop_reduction:.2f}x", f"{100 * r.classifier_accuracy:.1f}%",
+                     f"{r.fid_feat:.2f}", f"{r.fid_feat_real_vs_real:.2f}",
+                     "-" if r.psnr_vs_dense is None else f"{r.psnr_vs_dense:.2f} dB",
+                     "-" if r.ssim_vs_dense is None else f"{r.ssim_vs_dense:.4f}",
+                     "-" if r.token_agreement_per_scale is None else f"{100 * r.token_agreement_per_scale[-1]:.1f}%"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    entropy = ", ".join(f"{e:.3f}" for e in reports[0].entropy_per_scale)
+    lines.append(f"mean token entropy per scale ({reports[0].policy.split(' ')[0]}): {entropy}")
+    return "\n".join(lines)
+
+
+def eval_png(images_B3HW, reports: List, path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    if not path.parent.exists():
+        raise InvalidArgument(f"output directory {path.parent} does not exist")
+    B, _, H, W = images_B3HW.shape
+    ncol = 10
+    nrow = (B + ncol - 1) // ncol
+    grid = images_B3HW.clamp(0, 1).reshape(nrow, ncol, 3, H, W).permute(0, 3, 1, 4, 2).reshape(nrow * H, ncol * W, 3)
+    fig, (ax_img, ax_e) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    ax_img.imshow(grid.cpu().numpy())
+    ax_img.set_axis_off()
+    ax_img.set_title("samples (columns: classes 0..9)")
+    for r in reports:
+        ax_e.plot(r.entropy_per_scale, marker="o", label=r.policy.split(" ")[0])
+    ax_e.set(xlabel="scale", ylabel="mean token entropy / log V", title="entropy per scale")
+    ax_e.legend()
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
