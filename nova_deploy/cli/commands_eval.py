@@ -76,17 +76,19 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--vqvae-steps", type=int, default=1200, show_default=True)
-@click.option("--var-steps", type=int, default=1800, show_default=True)
-@click.option("--encode-images", type=int, default=20000, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
-def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, threads):
+@click.option("--var-steps", type=int, default=1200, show_default=True)
+@click.option("--encode-images", type=int, default=12000, show_default=True)
+@click.option("--decoder-steps", type=int, default=500, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_steps, threads):
     """Train the reference model (VQVAE, then VAR) on procedural shapes; resumes from OUT."""
     from nova_deploy.train.reference import train_reference
 
     for name, value in (("--vqvae-steps", vqvae_steps), ("--var-steps", var_steps),
-                        ("--encode-images", encode_images), ("--threads", threads)):
+                        ("--encode-images", encode_images), ("--decoder-steps", decoder_steps),
+                        ("--threads", threads)):
         if value < 1:
             raise InvalidArgument(f"{name} must be >= 1, got {value}")
     summary = train_reference(Path(out_dir), seed=seed, vqvae_steps=vqvae_steps, var_steps=var_steps,
-                              n_encode=encode_images, threads=threads)
+                              n_encode=encode_images, decoder_steps=decoder_steps, threads=threads)
     click.echo(f"wrote {out_dir}/var.safetensors and {out_dir}/vqvae.safetensors: {summary}")

@@ -27,6 +27,6 @@ def cli():
 
 
 def main():
-    from nova_deploy.cli import commands_eval, commands_model  # noqa: F401  (registers the commands)
+    from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401  (registers the commands)
 
     cli(prog_name="nova-deploy")

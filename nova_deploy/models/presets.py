@@ -22,6 +22,7 @@ class VQVAEConfig:
     v_patch_nums: Tuple[int, ...] = PATCH_NUMS_256
     ch_mult: Tuple[int, ...] = (1, 1, 2, 2, 4)  # official 16x downsampling
     num_res_blocks: int = 2
+    norm_groups: int = 32  # GroupNorm groups; not stored in state dicts, so kept in our metadata
 
     @property
     def image_size(self) -> int:
@@ -76,7 +77,7 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
     Preset("nova-ref",
            VARConfig(depth=6, embed_dim=192, num_heads=3, num_classes=10, patch_nums=REF_PATCH_NUMS),
            VQVAEConfig(vocab_size=512, z_channels=16, ch=32, v_patch_nums=REF_PATCH_NUMS, ch_mult=(1, 2, 2, 2),
-                       num_res_blocks=1),
+                       num_res_blocks=1, norm_groups=8),
            note="the small model trained here on procedural shapes (64px), shipped as the default"),
     Preset("tiny",
            VARConfig(depth=2, embed_dim=64, num_heads=2, num_classes=10, patch_nums=(1, 2, 3, 4)),

@@ -15,13 +15,16 @@ class VQVAE(nn.Module):
                  beta: float = 0.25, using_znorm: bool = False, quant_conv_ks: int = 3, quant_resi: float = 0.5,
                  share_quant_resi: int = 4, default_qresi_counts: int = 0,
                  v_patch_nums: Sequence[int] = (1, 2, 3, 4, 5, 6, 8, 10, 13, 16), test_mode: bool = True,
-                 ch_mult: Sequence[int] = OFFICIAL_CH_MULT, num_res_blocks: int = 2):
+                 ch_mult: Sequence[int] = OFFICIAL_CH_MULT, num_res_blocks: int = 2, norm_groups: int = 32):
         super().__init__()
         self.V = self.vocab_size = vocab_size
         self.Cvae = z_channels
         self.ch_mult = tuple(ch_mult)
         self.downsample = 2 ** (len(self.ch_mult) - 1)
-        dd = dict(ch=ch, ch_mult=self.ch_mult, num_res_blocks=num_res_blocks, z_channels=z_channels, dropout=dropout)
+        # norm_groups: GroupNorm groups (official 32). With narrow channels, 32 groups of one channel
+        # act as instance norm and erase each image's colour, which a small model cannot recover.
+        dd = dict(ch=ch, ch_mult=self.ch_mult, num_res_blocks=num_res_blocks, z_channels=z_channels, dropout=dropout,
+                  norm_groups=norm_groups)
         self.encoder = Encoder(**dd)
         self.decoder = Decoder(**dd)
         self.quantize = VectorQuantizer2(

@@ -10,8 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+def group_norm(channels: int, groups: int = 32) -> nn.GroupNorm:
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 class Upsample2x(nn.Module):
@@ -34,11 +34,11 @@ class Downsample2x(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0, groups: int = 32):
         super().__init__()
-        self.norm1 = group_norm(in_channels)
+        self.norm1 = group_norm(in_channels, groups)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1)
-        self.norm2 = group_norm(out_channels)
+        self.norm2 = group_norm(out_channels, groups)
         self.dropout = nn.Dropout(dropout) if dropout > 1e-6 else nn.Identity()
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=1, padding=1)
         self.nin_shortcut = (
@@ -55,10 +55,10 @@ class AttnBlock(nn.Module):
     """Single-head spatial self-attention; the op order mirrors the official one so that
     quantizer token ids, which are argmins over these features, match exactly."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, groups: int = 32):
         super().__init__()
         self.C = channels
-        self.norm = group_norm(channels)
+        self.norm = group_norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, kernel_size=1)
         self.w_ratio = int(channels) ** (-0.5)
         self.proj_out = nn.Conv2d(channels, channels, kernel_size=1)
@@ -76,7 +76,8 @@ class AttnBlock(nn.Module):
 
 class Encoder(nn.Module):
     def __init__(self, *, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int,
-                 dropout: float = 0.0, in_channels: int = 3, using_sa: bool = True, using_mid_sa: bool = True):
+                 dropout: float = 0.0, in_channels: int = 3, using_sa: bool = True, using_mid_sa: bool = True,
+                 norm_groups: int = 32):
         super().__init__()
         self.num_resolutions = len(ch_mult)
         self.num_res_blocks = num_res_blocks
@@ -88,20 +89,20 @@ class Encoder(nn.Module):
             block, attn = nn.ModuleList(), nn.ModuleList()
             block_in, block_out = ch * in_ch_mult[i_level], ch * ch_mult[i_level]
             for _ in range(num_res_blocks):
-                block.append(ResnetBlock(block_in, block_out, dropout))
+                block.append(ResnetBlock(block_in, block_out, dropout, norm_groups))
                 block_in = block_out
                 if i_level == self.num_resolutions - 1 and using_sa:
-                    attn.append(AttnBlock(block_in))
+                    attn.append(AttnBlock(block_in, norm_groups))
             down = nn.Module()
             down.block, down.attn = block, attn
             if i_level != self.num_resolutions - 1:
                 down.downsample = Downsample2x(block_in)
             self.down.append(down)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
-        self.mid.attn_1 = AttnBlock(block_in) if using_mid_sa else nn.Identity()
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
-        self.norm_out = group_norm(block_in)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout, norm_groups)
+        self.mid.attn_1 = AttnBlock(block_in, norm_groups) if using_mid_sa else nn.Identity()
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout, norm_groups)
+        self.norm_out = group_norm(block_in, norm_groups)
         self.conv_out = nn.Conv2d(block_in, z_channels, kernel_size=3, stride=1, padding=1)
 
     def forward(self, img_B3HW: torch.Tensor) -> torch.Tensor:
@@ -119,31 +120,32 @@ class Encoder(nn.Module):
 
 class Decoder(nn.Module):
     def __init__(self, *, ch: int, ch_mult: Sequence[int], num_res_blocks: int, z_channels: int,
-                 dropout: float = 0.0, in_channels: int = 3, using_sa: bool = True, using_mid_sa: bool = True):
+                 dropout: float = 0.0, in_channels: int = 3, using_sa: bool = True, using_mid_sa: bool = True,
+                 norm_groups: int = 32):
         super().__init__()
         self.num_resolutions = len(ch_mult)
         self.num_res_blocks = num_res_blocks
         block_in = ch * ch_mult[-1]
         self.conv_in = nn.Conv2d(z_channels, block_in, kernel_size=3, stride=1, padding=1)
         self.mid = nn.Module()
-        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
-        self.mid.attn_1 = AttnBlock(block_in) if using_mid_sa else nn.Identity()
-        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout, norm_groups)
+        self.mid.attn_1 = AttnBlock(block_in, norm_groups) if using_mid_sa else nn.Identity()
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout, norm_groups)
         self.up = nn.ModuleList()
         for i_level in reversed(range(self.num_resolutions)):
             block, attn = nn.ModuleList(), nn.ModuleList()
             block_out = ch * ch_mult[i_level]
             for _ in range(num_res_blocks + 1):
-                block.append(ResnetBlock(block_in, block_out, dropout))
+                block.append(ResnetBlock(block_in, block_out, dropout, norm_groups))
                 block_in = block_out
                 if i_level == self.num_resolutions - 1 and using_sa:
-                    attn.append(AttnBlock(block_in))
+                    attn.append(AttnBlock(block_in, norm_groups))
             up = nn.Module()
             up.block, up.attn = block, attn
             if i_level != 0:
                 up.upsample = Upsample2x(block_in)
             self.up.insert(0, up)  # keep official indices: up[0] is the finest level
-        self.norm_out = group_norm(block_in)
+        self.norm_out = group_norm(block_in, norm_groups)
         self.conv_out = nn.Conv2d(block_in, in_channels, kernel_size=3, stride=1, padding=1)
 
     def forward(self, z_BChw: torch.Tensor) -> torch.Tensor:

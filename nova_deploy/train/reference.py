@@ -13,10 +13,10 @@ from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train.var import encode_dataset, train_var
-from nova_deploy.train.vqvae import train_vqvae
+from nova_deploy.train.vqvae import refine_decoder, train_vqvae
 
 
-def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 800,
+def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 1200,
                     var_steps: int = 1800, n_encode: int = 20000, threads: int = 2) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,14 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
     timings["var_s"] = round(time.time() - t, 1)
 
+    # the decoder refinement leaves the tokens unchanged, so it may run after (or beside) the VAR
+    t = time.time()
+    dec_state = refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps)
+    vae.load_state_dict(torch.load(dec_state, weights_only=True)["model"])
+    save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
+    timings["decoder_s"] = round(time.time() - t, 1)
+
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
-               "n_encode": n_encode, "threads": threads, **timings}
+               "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads, **timings}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

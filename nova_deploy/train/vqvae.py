@@ -31,7 +31,7 @@ def restart_dead_codes(vae, f_BChw: torch.Tensor, rest_BChw: torch.Tensor, hits_
     return int(dead.numel())
 
 
-def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: int = 16, lr: float = 1e-3,
+def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: int = 16, lr: float = 5e-4,
                 ae_warmup_steps: int = 150, restart_every: int = 25, log_every: int = 10,
                 ckpt_every: int = 100) -> Path:
     """ae_warmup_steps: the first steps train a plain autoencoder (quantizer bypassed), so that the
@@ -40,7 +40,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     vae = build_vqvae(cfg, test_mode=False).train()
-    opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.5, 0.9))
+    opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.9, 0.99))
     ckpt, log = out_dir / "vqvae_train_state.pt", LossLog(out_dir / "vqvae_log.jsonl")
     step = load_training_state(ckpt, vae, opt) if ckpt.exists() else 0
     data = ShapesDataset(seed=seed, length=steps * batch, size=cfg.image_size)
@@ -58,7 +58,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
             f_hat, vq_loss, ms_idx = vae.quantize(f, return_idx=True)
         rec = vae.decoder(vae.post_quant_conv(f_hat))
         l1 = F.l1_loss(rec, img)
-        loss = l1 + vq_loss
+        loss = l1 + F.mse_loss(rec, img) + vq_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -74,6 +74,45 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
             psnr = 10 * torch.log10(4 / F.mse_loss(rec.clamp(-1, 1), img)).item()
             log.write(step=step, l1=round(l1.item(), 5), vq=round(vq_loss.item(), 5), psnr=round(psnr, 2),
                       restarted=restarted, elapsed_s=round(time.time() - t0, 1))
+        if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+            save_training_state(ckpt, vae, opt, step + 1)
+    return ckpt
+
+
+def refine_decoder(cfg: VQVAEConfig, vqvae_state: Path, out_dir: Path, seed: int, steps: int, batch: int = 16,
+                   lr: float = 3e-4, log_every: int = 10, ckpt_every: int = 100) -> Path:
+    """Second stage: train only post_quant_conv + decoder on the frozen tokens' f_hat.
+
+    The tokens (encoder, quantizer, codebook, Phi) stay exactly as the VAR was trained on them, so
+    this sharpens reconstructions without invalidating the VAR; it can run beside VAR training.
+    """
+    torch.manual_seed(seed + 7)
+    vae = build_vqvae(cfg, test_mode=False)
+    vae.load_state_dict(torch.load(vqvae_state, weights_only=True)["model"])
+    vae.train().requires_grad_(False)
+    trainable = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.99))
+    ckpt, log = out_dir / "decoder_train_state.pt", LossLog(out_dir / "decoder_log.jsonl")
+    step = load_training_state(ckpt, vae, opt) if ckpt.exists() else 0
+    data = ShapesDataset(seed=seed + 2000, length=steps * batch, size=cfg.image_size)
+    t0 = time.time()
+    for step in tqdm(range(step, steps), initial=step, total=steps, desc="decoder", mininterval=5):
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, steps, lr, warmup=20)
+        img, _ = data.batch(step * batch, batch)
+        with torch.no_grad():
+            f_hat = vae.quantize.f_to_idxBl_or_fhat(vae.quant_conv(vae.encoder(img)), to_fhat=True)[-1]
+        rec = vae.decoder(vae.post_quant_conv(f_hat))
+        l1 = F.l1_loss(rec, img)
+        loss = l1 + F.mse_loss(rec, img)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % log_every == 0:
+            psnr = 10 * torch.log10(4 / F.mse_loss(rec.detach().clamp(-1, 1), img)).item()
+            log.write(step=step, l1=round(l1.item(), 5), psnr=round(psnr, 2), elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:
             save_training_state(ckpt, vae, opt, step + 1)
     return ckpt

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
+from conftest import randomised_pair
 from nova_deploy.cli import commands_eval  # noqa: F401
 from nova_deploy.cli.main import cli
 from nova_deploy.errors import InvalidArgument
@@ -16,7 +17,7 @@ from nova_deploy.nova.policy import parse_policy
 
 @pytest.fixture(scope="module")
 def small():
-    return build_pair(get_preset("small"), seed=0)
+    return randomised_pair("small")
 
 
 @pytest.mark.slow

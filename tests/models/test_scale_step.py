@@ -2,21 +2,13 @@
 import pytest
 import torch
 
-from nova_deploy.models.build import build_pair
-from nova_deploy.models.presets import get_preset, with_overrides
+from conftest import randomised_pair
 from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.sampler import KVCache
 
 
 def _random_pair(shared_aln: bool):
-    preset = with_overrides(get_preset("small"), shared_aln=shared_aln)
-    torch.manual_seed(1)
-    var, vae = build_pair(preset, seed=3)
-    # official init makes AdaLN gammas ~1e-5, which would hide mistakes in the blocks: randomise everything
-    with torch.no_grad():
-        for p in var.parameters():
-            p.copy_(torch.randn_like(p) * 0.2)
-    return var, vae
+    return randomised_pair("small", shared_aln=shared_aln)
 
 
 @pytest.mark.parametrize("shared_aln", [False, True])
