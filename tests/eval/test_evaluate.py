@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 from click.testing import CliRunner
 
-from conftest import randomised_pair
+from model_factories import randomised_pair
 from nova_deploy.cli import commands_eval  # noqa: F401
 from nova_deploy.cli.main import cli
 from nova_deploy.errors import InvalidArgument

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import randomised_pair
+from model_factories import randomised_pair
 from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.sampler import KVCache
 
