@@ -1,0 +1,216 @@
+"""Export a VAR + VQVAE pair to a validated directory of graphs, and re-validate one.
+
+    spec = build_spec(...)                 # every graph, every dim range; bad options fail here
+    check the output directory             # before any work: other model's export, unwritable
+    trace each graph -> GraphWriter        # into a hidden temporary directory next to --out
+    codebook.npy, validate_export          # always; mismatches are collected, never skipped
+    manifest.json, then rename into place  # --out only ever holds a complete, valid export
+
+A failed validation leaves its graphs in `<out>.failed/` (manifest "valid": false) for
+inspection, never in --out.
+"""
+import os
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.export.graphs import graph_module
+from nova_deploy.export.manifest import (CODEBOOK, MANIFEST, build_manifest, model_fingerprint, read_manifest,
+                                         spec_from_manifest, write_manifest)
+from nova_deploy.export.onnx_io import (WEIGHTS_FILE, GraphWriter, dummy_inputs, export_graph, file_size,
+                                        sha256_file, trace_sizes)
+from nova_deploy.export.precision import check_representable, to_precision
+from nova_deploy.export.spec import DEFAULT_OPSET, ExportSpec, PruneRange, build_spec
+from nova_deploy.export.validate import Failure, ValidationReport, validate_export
+from nova_deploy.model_source import ModelSource
+from nova_deploy.models.presets import VARConfig, VQVAEConfig
+from nova_deploy.models.quantizer import PhiPartiallyShared, PhiShared
+from nova_deploy.models.var import VAR
+from nova_deploy.models.vqvae import VQVAE
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest: dict
+    report: ValidationReport
+    seconds: float
+    peak_rss_mb: float
+
+
+def configs_of(var: VAR, vae: VQVAE) -> Tuple[VARConfig, VQVAEConfig]:
+    """The configs of built models (whatever file or preset they came from)."""
+    blk = var.blocks[0]
+    var_cfg = VARConfig(depth=var.depth, embed_dim=var.C, num_heads=var.num_heads, num_classes=var.num_classes,
+                        patch_nums=tuple(var.patch_nums), norm_eps=blk.ln_wo_grad.eps, shared_aln=blk.shared_aln,
+                        attn_l2_norm=blk.attn.attn_l2_norm, mlp_ratio=blk.ffn.fc1.out_features / var.C)
+    qr = vae.quantize.quant_resi
+    if isinstance(qr, PhiPartiallyShared):
+        share = len(qr.qresi_ls)
+    elif isinstance(qr, PhiShared):
+        share = 1
+    else:  # PhiNonShared: one Phi per scale
+        share = 0
+    vae_cfg = VQVAEConfig(vocab_size=vae.vocab_size, z_channels=vae.Cvae, ch=vae.encoder.conv_in.out_channels,
+                          share_quant_resi=share, v_patch_nums=tuple(vae.quantize.v_patch_nums), ch_mult=vae.ch_mult,
+                          num_res_blocks=vae.decoder.num_res_blocks, norm_groups=vae.decoder.norm_out.num_groups)
+    return var_cfg, vae_cfg
+
+
+def source_record(src: ModelSource) -> dict:
+    """How `validate` finds the model again."""
+    if src.var_path is not None:
+        return {"kind": "checkpoint", "var": str(Path(src.var_path).resolve()), "vae": str(Path(src.vae_path).resolve()),
+                "preset": src.preset}
+    return {"kind": "preset", "preset": src.preset, "seed": 0}
+
+
+# ---------------------------------------------------------------------------------- directory handling
+def check_out_dir(out: Path, fingerprint: str) -> None:
+    """Refuse an --out that holds something other than an export of this very model."""
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"--out {out} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise InvalidArgument(f"--out {out} is not empty and holds no {MANIFEST}: not an export directory; "
+                                  f"refusing to overwrite it (choose an empty or new directory)")
+        theirs = read_manifest(out).get("model", {})
+        if theirs.get("fingerprint") != fingerprint:
+            raise InvalidArgument(
+                f"--out {out} holds the export of a different model ({theirs.get('description', 'unknown')}, "
+                f"fingerprint {str(theirs.get('fingerprint'))[:12]}; this model: {fingerprint[:12]}); "
+                f"choose another --out or remove it")
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(f"cannot create the parent directory of --out {out}: {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgument(f"cannot write to {parent}: permission denied")
+
+
+def _temp_dir(out: Path) -> Path:
+    """A hidden sibling of out (same filesystem, so the final rename is atomic)."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as e:
+        raise InvalidArgument(f"cannot write to {out.parent}: {e.strerror or e}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
+    return tmp
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.rename(out, old / "export")
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------- export
+def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int = 8, opset: int = DEFAULT_OPSET,
+                 prune: PruneRange = PruneRange(), threads: Optional[int] = None,
+                 progress: bool = False) -> ExportResult:
+    """Export src's models to `out`; InvalidArgument for bad options, ExportError when export or
+    validation fails (listing every mismatch). `out` then holds nothing new."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    var, vae = src.var, src.vae
+    var_cfg, vae_cfg = configs_of(var, vae)
+    spec = build_spec(var_cfg, vae_cfg, precision=precision, max_batch=max_batch, prune=prune, opset=opset)
+    check_representable(var, precision)
+    fingerprint = model_fingerprint(var, vae)
+    check_out_dir(out, fingerprint)
+    threads = threads or torch.get_num_threads()
+
+    tmp = _temp_dir(out)
+    try:
+        lp = to_precision(var, precision)
+        writer = GraphWriter(tmp)
+        try:
+            bar = tqdm(spec.graphs, desc="export", unit="graph", disable=not progress)
+            for g in bar:
+                bar.set_postfix_str(g.name)
+                sizes = trace_sizes(g)
+                model = export_graph(graph_module(g, spec, lp, vae), g,
+                                     dummy_inputs(g, sizes, var_cfg.num_classes), spec.opset)
+                writer.write(model, g.file)
+                del model
+        finally:
+            writer.close()
+        del lp
+        np.save(tmp / CODEBOOK, vae.quantize.embedding.weight.detach().float().cpu().numpy())
+
+        report = validate_export(tmp, spec, var, vae, threads=threads, progress=progress)
+        files = {p.name: {"sha256": sha256_file(p), "bytes": file_size(p)}
+                 for p in sorted(tmp.iterdir()) if p.is_file()}
+        manifest = build_manifest(
+            spec_json=spec.to_json(), valid=report.passed, fingerprint=fingerprint, source=source_record(src),
+            description=src.description, var_config=var_cfg, vqvae_config=vae_cfg, files=files,
+            weights=weights_summary(spec, var, vae, writer, files), validation=report.to_json())
+        write_manifest(tmp, manifest)
+        if not report.passed:
+            failed = out.with_name(out.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.rename(tmp, failed)
+            report.raise_if_failed(f"the graphs are kept in {failed} for inspection; {out} is unchanged")
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ExportResult(out, manifest, report, seconds, peak)
+
+
+def weights_summary(spec: ExportSpec, var: VAR, vae: VQVAE, writer: GraphWriter, files: dict) -> dict:
+    """weights.bin against the raw bytes of the weights the graphs are made of."""
+    from nova_deploy.export.precision import TORCH_DTYPE
+
+    item = torch.tensor([], dtype=TORCH_DTYPE[spec.precision]).element_size()
+    var_raw = sum(p.numel() * (4 if name.startswith("head.") else item) for name, p in var.named_parameters())
+    vae_raw = sum(p.numel() * p.element_size() for m in (vae.post_quant_conv, vae.decoder, vae.quantize.quant_resi)
+                  for p in m.parameters())
+    graph_bytes = sum(v["bytes"] for k, v in files.items() if k.endswith(".onnx"))
+    return {"file": WEIGHTS_FILE, "bytes_on_disk": files[WEIGHTS_FILE]["bytes"],
+            "raw_weight_bytes": var_raw + vae_raw, "raw_var_bytes": var_raw, "raw_vqvae_bytes": vae_raw,
+            "bytes_referenced_by_graphs": writer.report.bytes_referenced,
+            "tensors_stored": writer.report.tensors_written, "tensors_referenced": writer.report.tensors_referenced,
+            "graph_files_bytes": graph_bytes, "codebook_bytes": files[CODEBOOK]["bytes"],
+            "directory_bytes": sum(v["bytes"] for v in files.values())}
+
+
+# ---------------------------------------------------------------------------------- re-validation
+def validate_dir(out, src: ModelSource, threads: Optional[int] = None, progress: bool = False) -> ValidationReport:
+    """Re-run every validation check on an export directory against src's models; ExportError on
+    any failure. The directory is not modified."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    var, vae = src.var, src.vae
+    fingerprint = model_fingerprint(var, vae)
+    if manifest["model"]["fingerprint"] != fingerprint:
+        raise InvalidArgument(f"{out} was exported from another model ({manifest['model'].get('description')}); "
+                              f"this one ({src.description}) has fingerprint {fingerprint[:12]}, the export "
+                              f"{manifest['model']['fingerprint'][:12]}")
+    spec = spec_from_manifest(manifest, str(out / MANIFEST))
+    files = {name: entry["sha256"] for name, entry in manifest.get("files", {}).items()}
+    report = validate_export(out, spec, var, vae, files=files, threads=threads or torch.get_num_threads(),
+                             progress=progress)
+    if not manifest.get("valid", False):
+        report.failures.insert(0, Failure(MANIFEST, "the export was not marked valid when it was written"))
+    report.raise_if_failed(str(out))
+    return report

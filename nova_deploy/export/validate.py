@@ -1,0 +1,398 @@
+"""Validation of an export; part of every export, and `nova-deploy validate DIR` re-runs it.
+
+Checks, all collected before one ExportError lists every failure:
+- files: present, sha256 as in the manifest;
+- structure: onnx.checker; opset; input and output names, order, dtypes and shapes equal the
+  spec, with no dynamic axis the spec does not declare;
+- numerics: ONNX Runtime (CPU EP) against the PyTorch model (fp32, the model's own per-scale API
+  with F.interpolate, not the traced wrappers) for every graph, at the shapes of `validation_cases`
+  (batch 1 and max x all / about half / one kept token, which differ from the traced shapes),
+  with per-output tolerances from TOLERANCES and polygraphy's comparator.
+
+Inputs come from one reference pass of the model per case: real conditioning, K/V prefixes of
+earlier scales as the pruned run produced them, the previous scale's branch outputs as caches, and
+f_hat built from random token ids, so every graph sees the values it will see at run time.
+"""
+import itertools
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+import torch
+
+from nova_deploy.errors import ExportError
+from nova_deploy.export.bf16_emulation import emulate_bf16, round_to_bf16
+from nova_deploy.export.onnx_io import sha256_file
+from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_range, next_input_name
+from nova_deploy.models.var import VAR
+from nova_deploy.models.var_blocks import LayerKeep
+from nova_deploy.models.vqvae import VQVAE
+from nova_deploy.resample import resample_tokens
+
+# (atol, rtol) per precision and tensor role. Every element must satisfy
+#     |onnxruntime - pytorch| <= atol + rtol * max|pytorch output|
+# i.e. rtol is relative to the output's peak, not to each element: a low-precision graph's error
+# scales with the tensor it accumulates into, and near-zero elements carry the same absolute
+# error as large ones. The reference is always the fp32 PyTorch model, so the fp16/bf16 rows bound
+# the export error plus the rounding the precision leaves. VQVAE graphs (fhat, image) are fp32 at
+# every precision. Worst measured errors are in the manifest (validation.errors, worst_by_role).
+_FP32 = {"cond": (1e-5, 1e-4), "tokens": (1e-5, 1e-4), "fhat": (1e-5, 1e-4),
+         "logits": (1e-5, 5e-4), "kv": (1e-5, 5e-4), "branch": (1e-5, 5e-4), "image": (1e-5, 5e-4)}
+TOLERANCES: Dict[str, Dict[str, Tuple[float, float]]] = {
+    "fp32": _FP32,
+    "fp16": {**_FP32, "cond": (1e-4, 5e-3), "tokens": (1e-4, 5e-3), "logits": (1e-4, 1e-2), "kv": (1e-4, 1e-2),
+             "branch": (1e-4, 1e-2)},
+    "bf16": {**_FP32, "cond": (1e-3, 3e-2), "tokens": (1e-3, 3e-2), "logits": (1e-3, 5e-2), "kv": (1e-3, 5e-2),
+             "branch": (1e-3, 5e-2)},
+}
+ORT_PROVIDERS = ["CPUExecutionProvider"]  # validation runs where no GPU is; never the CUDA EP here
+
+Level = Literal["all", "half", "one"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One validation shape: batch size and how many tokens every prunable layer keeps."""
+    batch: int
+    level: Level
+
+    def kept(self, spec: ExportSpec, si: int, layer: int) -> int:
+        lo, opt, hi = kept_range(spec, si)
+        if self.level == "all" or lo == hi:
+            return hi
+        if self.level == "one":
+            return lo
+        return min(max(opt + layer % 3 - 1, lo), hi)  # about half, different per layer
+
+    def __str__(self) -> str:
+        return f"batch {self.batch}, {self.level} kept"
+
+
+def validation_cases(spec: ExportSpec) -> List[Case]:
+    batches = sorted({1, spec.max_batch})
+    levels: Sequence[Level] = ("all", "half", "one") if any(spec.prunable) else ("all",)
+    return [Case(b, lv) for lv, b in itertools.product(levels, batches)]
+
+
+@dataclass(frozen=True)
+class Failure:
+    graph: str
+    message: str
+    case: Optional[str] = None
+
+    def __str__(self) -> str:
+        return f"{self.graph}{f' [{self.case}]' if self.case else ''}: {self.message}"
+
+
+@dataclass
+class OutputError:
+    """Worst disagreement of one output over the cases; rel_to_peak = max_abs / max |reference|."""
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    rel_to_peak: float = 0.0
+    atol: float = 0.0
+    rtol: float = 0.0
+    role: str = ""
+
+    def update(self, max_abs: float, max_rel: float, peak: float) -> None:
+        self.max_abs = max(self.max_abs, max_abs)
+        self.max_rel = max(self.max_rel, max_rel)
+        self.rel_to_peak = max(self.rel_to_peak, max_abs / peak if peak > 0 else max_abs)
+
+
+@dataclass
+class ValidationReport:
+    precision: str
+    cases: List[Case] = field(default_factory=list)
+    failures: List[Failure] = field(default_factory=list)
+    errors: Dict[str, Dict[str, OutputError]] = field(default_factory=dict)  # graph -> output -> worst
+    backend: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def worst_by_role(self) -> Dict[str, dict]:
+        worst: Dict[str, dict] = {}
+        for graph, outs in self.errors.items():
+            for name, e in outs.items():
+                w = worst.get(e.role)
+                if w is None or e.rel_to_peak > w["rel_to_peak"]:
+                    worst[e.role] = {"graph": graph, "output": name, "max_abs": e.max_abs,
+                                     "rel_to_peak": e.rel_to_peak, "atol": e.atol, "rtol": e.rtol}
+        return worst
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "backend": self.backend, "precision": self.precision,
+                "cases": [str(c) for c in self.cases], "tolerances": {k: list(v) for k, v in TOLERANCES[self.precision].items()},
+                "failures": [str(f) for f in self.failures], "worst_by_role": self.worst_by_role(),
+                "errors": {g: {o: dict(e.__dict__) for o, e in outs.items()} for g, outs in self.errors.items()}}
+
+    def raise_if_failed(self, where: str = "") -> None:
+        if self.failures:
+            shown = "\n  ".join(str(f) for f in self.failures[:40])
+            more = f"\n  ... and {len(self.failures) - 40} more" if len(self.failures) > 40 else ""
+            raise ExportError(f"validation failed{f' ({where})' if where else ''}: {len(self.failures)} problem(s):"
+                              f"\n  {shown}{more}")
+
+
+# ---------------------------------------------------------------------------------- reference
+@dataclass
+class GraphRun:
+    feeds: Dict[str, torch.Tensor]
+    expected: Dict[str, torch.Tensor]
+    sizes: Dict[str, int]
+
+
+@torch.no_grad()
+def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Dict[str, GraphRun]:
+    """Inputs and fp32 PyTorch outputs of every graph for one case, from the model's own API."""
+    gen = torch.Generator().manual_seed(seed)
+    quant = vae.quantize
+    K, N, B = spec.num_scales, var.depth, case.batch
+    Cv, P = spec.vae.z_channels, spec.patch_nums[-1]
+    runs: Dict[str, GraphRun] = {}
+    batch_sizes = {"batch": B, "batch2": 2 * B}
+
+    labels = torch.randint(0, var.num_classes, (B,), generator=gen)
+    cond = var.condition(labels)
+    x = var.first_token_map(cond)
+    runs["cond"] = GraphRun({"label_B": labels},
+                            {"ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C, "x_first_BlC": x},
+                            dict(batch_sizes))
+    k_all: List[Optional[torch.Tensor]] = [None] * N
+    v_all: List[Optional[torch.Tensor]] = [None] * N
+    prev = None
+    f_hat = torch.zeros(B, Cv, P, P)
+    for si, pn in enumerate(spec.patch_nums):
+        g = spec.scale_graph(si)
+        l = pn * pn
+        sizes = dict(batch_sizes)
+        feeds = {"x_BlC": x, "ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C}
+        for i in range(N):
+            if si > 0:
+                feeds[f"k_prefix_{i}"], feeds[f"v_prefix_{i}"] = k_all[i], v_all[i]
+                sizes[f"prefix_{i}"] = k_all[i].shape[2]
+        keeps = None
+        if spec.prune.prunable(si):
+            keeps = []
+            pn_prev = spec.patch_nums[si - 1]
+            for i in range(N):
+                k = case.kept(spec, si, i)
+                sizes[f"kept_{i}"] = k
+                idx = torch.stack([torch.randperm(l, generator=gen)[:k].sort().values for _ in range(B)]).repeat(2, 1)
+                feeds[f"keep_idx_{i}"] = idx
+                feeds[f"attn_cache_{i}"], feeds[f"ffn_cache_{i}"] = prev.attn_branch[i], prev.ffn_branch[i]
+                keeps.append(LayerKeep(idx, resample_tokens(prev.attn_branch[i], pn_prev, pn, UPSAMPLE_MODE),
+                                       resample_tokens(prev.ffn_branch[i], pn_prev, pn, UPSAMPLE_MODE)))
+        else:
+            for i in range(N):
+                sizes[f"kept_{i}"] = l
+        out = var.scale_step(x, cond, k_all, v_all, keeps)
+        expected = {"logits_BlV": out.logits_BlV}
+        for i in range(N):
+            expected[f"k_new_{i}"], expected[f"v_new_{i}"] = out.k_new[i], out.v_new[i]
+            k_all[i] = out.k_new[i] if k_all[i] is None else torch.cat((k_all[i], out.k_new[i]), dim=2)
+            v_all[i] = out.v_new[i] if v_all[i] is None else torch.cat((v_all[i], out.v_new[i]), dim=2)
+        if any(t.role == "branch" for t in g.outputs):  # the next scale is prunable: this scale's caches
+            for i in range(N):
+                expected[f"attn_branch_{i}"], expected[f"ffn_branch_{i}"] = out.attn_branch[i], out.ffn_branch[i]
+        runs[g.name] = GraphRun(feeds, expected, sizes)
+        prev = out
+
+        idx_Bl = torch.randint(0, spec.vae.vocab_size, (B, l), generator=gen)
+        h = quant.embedding(idx_Bl).transpose(1, 2).reshape(B, Cv, pn, pn)
+        f_in = f_hat.clone()
+        f_hat, next_map = quant.get_next_autoregressive_input(si, K, f_hat, h)
+        if si < K - 1:
+            x = var.next_token_map(si + 1, next_map)
+            runs[next_input_name(si)] = GraphRun({"f_hat_BChw": f_in, "h_BChw": h},
+                                                    {"f_hat_next_BChw": f_hat.clone(), "x_next_BlC": x},
+                                                    dict(batch_sizes))
+        else:
+            runs["final_fhat"] = GraphRun({"f_hat_BChw": f_in, "h_BChw": h}, {"f_hat_next_BChw": f_hat.clone()},
+                                          dict(batch_sizes))
+    runs["decoder"] = GraphRun({"f_hat_BChw": f_hat}, {"img_B3HW": vae.fhat_to_img(f_hat.clone())}, dict(batch_sizes))
+    return runs
+
+
+# ---------------------------------------------------------------------------------- structure
+ONNX_DTYPE = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16,
+              "bfloat16": onnx.TensorProto.BFLOAT16, "int64": onnx.TensorProto.INT64}
+
+
+def check_structure(path: Path, g: GraphSpec, opset: int) -> List[Failure]:
+    fails: List[Failure] = []
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as e:  # checker raises ValidationError, or OSError for missing external data
+        fails.append(Failure(g.name, f"onnx.checker: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"))
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:
+        return fails + [Failure(g.name, f"cannot load {path.name}: {e}")]
+    ops = {o.domain: o.version for o in model.opset_import}
+    if ops.get("", None) != opset:
+        fails.append(Failure(g.name, f"opset {ops.get('')} != {opset} of the spec"))
+    for kind, got, want in (("input", model.graph.input, g.inputs), ("output", model.graph.output, g.outputs)):
+        got_names, want_names = [v.name for v in got], [t.name for t in want]
+        if got_names != want_names:
+            fails.append(Failure(g.name, f"{kind} names {got_names} != spec {want_names}"))
+            continue
+        for v, t in zip(got, want):
+            fails += _check_value(g, kind, v, t)
+    return fails
+
+
+def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Failure]:
+    tt = v.type.tensor_type
+    fails = []
+    if tt.elem_type != ONNX_DTYPE[t.dtype]:
+        fails.append(Failure(g.name, f"{kind} {t.name}: dtype {onnx.TensorProto.DataType.Name(tt.elem_type)} "
+                                     f"!= {t.dtype}"))
+    dims = list(tt.shape.dim)
+    if len(dims) != len(t.shape):
+        return fails + [Failure(g.name, f"{kind} {t.name}: rank {len(dims)} != {len(t.shape)}")]
+    declared = {d.name for d in g.dims}
+    for axis, (d, want) in enumerate(zip(dims, t.shape)):
+        got = d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+        if isinstance(want, int) and isinstance(got, str):
+            fails.append(Failure(g.name, f"{kind} {t.name} axis {axis}: dynamic {got!r} where the spec has "
+                                         f"static {want} (undeclared dynamic axis)"))
+        elif isinstance(want, int) and got != want:
+            fails.append(Failure(g.name, f"{kind} {t.name} axis {axis}: size {got} != spec {want}"))
+        elif isinstance(want, str) and (got != want or want not in declared):
+            fails.append(Failure(g.name, f"{kind} {t.name} axis {axis}: {got!r} != spec dim {want!r}"))
+    return fails
+
+
+# ---------------------------------------------------------------------------------- numerics
+class OrtGraph:
+    """One graph in an ONNX Runtime CPU session; bf16 graphs run emulated (bf16_emulation)."""
+
+    def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int):
+        import onnxruntime as ort
+
+        self.g, self.emulate = g, emulate
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        if emulate:
+            # keep every rounding Cast the emulation inserted
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+            with tempfile.TemporaryDirectory(prefix="nova-bf16-") as tmp:
+                m = emulate_bf16(onnx.load(str(path)))
+                tmp_path = Path(tmp) / path.name
+                onnx.save_model(m, str(tmp_path), save_as_external_data=True, location="weights.bin")
+                self.session = ort.InferenceSession(str(tmp_path), so, providers=ORT_PROVIDERS)
+        else:
+            self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
+
+    def run(self, feeds: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+        arrays = {t.name: self._to_numpy(feeds[t.name], t.dtype) for t in self.g.inputs}
+        outs = self.session.run([t.name for t in self.g.outputs], arrays)
+        return {t.name: np.asarray(o) for t, o in zip(self.g.outputs, outs)}
+
+    def _to_numpy(self, x: torch.Tensor, dtype: str) -> np.ndarray:
+        if dtype == "int64":
+            return x.to(torch.int64).numpy()
+        if dtype == "bfloat16":
+            return round_to_bf16(x.float().numpy()) if self.emulate else x.to(torch.bfloat16).float().numpy()
+        return x.to(dtype=getattr(torch, dtype)).numpy()
+
+
+def compare_outputs(g: GraphSpec, case: Case, got: Dict[str, np.ndarray], run: GraphRun, precision: str,
+                    errors: Dict[str, OutputError]) -> List[Failure]:
+    from polygraphy.comparator import SimpleCompareFunc
+    from polygraphy.comparator.struct import IterationResult
+    from polygraphy.logger import G_LOGGER
+
+    fails: List[Failure] = []
+    table = TOLERANCES[precision]
+    ours, ref = {}, {}
+    for t in g.outputs:
+        want_shape = g.shape_at(t, run.sizes)
+        a = got[t.name].astype(np.float32)
+        b = run.expected[t.name].detach().float().numpy()
+        if a.shape != want_shape or b.shape != want_shape:
+            fails.append(Failure(g.name, f"output {t.name}: shape {a.shape} (ONNX Runtime) / {b.shape} (PyTorch) "
+                                         f"!= spec {want_shape}", str(case)))
+            continue
+        if not np.isfinite(a).all():
+            fails.append(Failure(g.name, f"output {t.name}: {int((~np.isfinite(a)).sum())} non-finite values", str(case)))
+            continue
+        ours[t.name], ref[t.name] = a, b
+    if not ours:
+        return fails
+    peak = {n: float(np.abs(ref[n]).max()) if ref[n].size else 0.0 for n in ours}
+    bound = {n: table[g.tensor(n).role][0] + table[g.tensor(n).role][1] * peak[n] for n in ours}
+    # polygraphy's elemwise check fails an element exceeding both tolerances: rtol 0 leaves the bound
+    compare = SimpleCompareFunc(atol=bound, rtol={n: 0.0 for n in ours}, check_shapes=True,
+                                check_error_stat="elemwise")
+    with G_LOGGER.verbosity(G_LOGGER.CRITICAL):
+        results = compare(IterationResult(ours, runner_name="onnxruntime"), IterationResult(ref, runner_name="torch"))
+    for name, res in results.items():
+        role = g.tensor(name).role
+        atol, rtol = table[role]
+        e = errors.setdefault(name, OutputError(atol=atol, rtol=rtol, role=role))
+        e.update(float(res.max_absdiff), float(res.max_reldiff), peak[name])
+        if not bool(res):
+            fails.append(Failure(g.name, f"output {name}: max abs error {float(res.max_absdiff):.3g} exceeds "
+                                         f"atol + rtol * peak = {atol:g} + {rtol:g} * {peak[name]:.3g} "
+                                         f"({role} tolerance, {precision})", str(case)))
+    return fails
+
+
+def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files: Optional[Dict[str, str]] = None,
+                    threads: int = 1, progress: bool = False) -> ValidationReport:
+    """Every check on the graphs in out_dir; never raises for a mismatch, returns them all.
+
+    var, vae: the fp32 models the export came from. files: expected sha256 per file name."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    emulate = spec.precision == "bf16"
+    report = ValidationReport(precision=spec.precision, cases=validation_cases(spec),
+                              backend="onnxruntime CPUExecutionProvider"
+                                      + (" (bf16 emulated: fp32 compute, bf16 rounding of every bf16 tensor)"
+                                         if emulate else ""))
+    for name, digest in (files or {}).items():
+        path = out_dir / name
+        if not path.is_file():
+            report.failures.append(Failure(name, "file missing"))
+        elif sha256_file(path) != digest:
+            report.failures.append(Failure(name, "sha256 differs from the manifest (file changed after export)"))
+
+    sessions: Dict[str, OrtGraph] = {}
+    for g in tqdm(spec.graphs, desc="validate: load", unit="graph", leave=False, disable=not progress):
+        path = out_dir / g.file
+        if not path.is_file():
+            report.failures.append(Failure(g.name, f"{g.file} missing"))
+            continue
+        report.failures += check_structure(path, g, spec.opset)
+        try:
+            sessions[g.name] = OrtGraph(path, g, emulate, threads)
+        except Exception as e:  # ORT raises its own exception types for unloadable graphs
+            report.failures.append(Failure(g.name, f"ONNX Runtime cannot load it: {str(e).strip()[:300]}"))
+
+    total = len(report.cases) * len(sessions)
+    with tqdm(total=total, desc="validate: run", unit="graph", leave=False, disable=not progress) as bar:
+        for n, case in enumerate(report.cases):
+            runs = reference_pass(spec, var, vae, case, seed=n)
+            for g in spec.graphs:
+                if g.name not in sessions:
+                    continue
+                run = runs[g.name]
+                try:
+                    got = sessions[g.name].run(run.feeds)
+                except Exception as e:
+                    report.failures.append(Failure(g.name, f"ONNX Runtime failed: {str(e).strip()[:300]}", str(case)))
+                else:
+                    errs = report.errors.setdefault(g.name, {})
+                    report.failures += compare_outputs(g, case, got, run, spec.precision, errs)
+                bar.update(1)
+    return report

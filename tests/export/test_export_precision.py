@@ -1,0 +1,55 @@
+"""fp16 / bf16 exports: the precision is in the graph (weights, K/V, activations), LayerNorm,
+softmax and logits stay fp32, and the error against the fp32 PyTorch model stays inside the
+precision's tolerance row (bf16 is validated emulated on the CPU EP)."""
+import onnx
+import pytest
+
+from nova_deploy.export.exporter import export_model
+from nova_deploy.export.validate import TOLERANCES
+from export_sources import one_thread, randomised_source  # noqa: F401  (one_thread: autouse fixture)
+
+pytestmark = pytest.mark.slow  # one tiny export per precision
+
+ELEM = {"fp16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}
+
+
+@pytest.fixture(scope="module", params=["fp16", "bf16"])
+def lp_export(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param) / "export"
+    return request.param, export_model(randomised_source("tiny"), out, precision=request.param, max_batch=2)
+
+
+def _types(model: onnx.ModelProto) -> dict:
+    t = {v.name: v.type.tensor_type.elem_type for v in list(model.graph.value_info) + list(model.graph.input)
+         + list(model.graph.output)}
+    t.update({i.name: i.data_type for i in model.graph.initializer})
+    return t
+
+
+def test_low_precision_export_validates(lp_export):
+    precision, result = lp_export
+    m = result.manifest
+    assert m["valid"] and m["precision"] == precision and m["activation_dtype"] in ("float16", "bfloat16")
+    worst = m["validation"]["worst_by_role"]
+    for role in ("logits", "kv", "branch", "cond", "tokens"):
+        assert worst[role]["max_abs"] > 0, role  # the rounding is really there
+        assert (worst[role]["atol"], worst[role]["rtol"]) == TOLERANCES[precision][role]
+    if precision == "bf16":
+        assert "bf16 emulated" in m["validation"]["backend"]
+
+
+def test_precision_is_written_into_the_graph(lp_export):
+    precision, result = lp_export
+    model = onnx.load(str(result.out_dir / "scale_03.onnx"))
+    types = _types(model)
+    big = [i for i in model.graph.initializer if len(i.dims) == 2 and i.dims[0] * i.dims[1] >= 64 * 64]
+    assert sum(i.data_type == ELEM[precision] for i in big) >= 8  # qkv, proj, fc1, fc2 of two blocks
+    outs = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    assert outs["logits_BlV"] == onnx.TensorProto.FLOAT
+    assert outs["k_new_0"] == ELEM[precision]
+    for node in model.graph.node:
+        if node.op_type in ("LayerNormalization", "Softmax"):
+            assert types[node.input[0]] == onnx.TensorProto.FLOAT, f"{node.op_type} {node.name} not fp32"
+    assert any(n.op_type == "Softmax" for n in model.graph.node)
+    fp32_bytes = sum(p.numel() * 4 for p in randomised_source("tiny").var.parameters())
+    assert result.manifest["weights"]["raw_var_bytes"] < 0.6 * fp32_bytes  # 2 bytes a weight, the head at 4
