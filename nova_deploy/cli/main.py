@@ -28,5 +28,6 @@ def cli():
 
 def main():
     from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401  (registers the commands)
+    from nova_deploy.cli import commands_engines  # noqa: F401  (build-engines, inspect)
 
     cli(prog_name="nova-deploy")

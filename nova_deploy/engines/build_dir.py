@@ -1,0 +1,117 @@
+"""Build (or reuse) one plan per graph of an export directory, for each target.
+
+For every (target, graph): the cache key from the ONNX and weights sha256 (read from disk and
+checked against the manifest), library, target, profile and options; an intact plan with that key
+is kept, anything else is rebuilt and written atomically (store.py). Only the files the build reads
+are checked, so a directory holding a subset of the graphs can still build that subset (--graph).
+"""
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from nova_deploy.engines.builder import build_plan
+from nova_deploy.engines.cache_key import BuildOptions, engine_key, key_fields
+from nova_deploy.engines.errors import EngineError
+from nova_deploy.engines.library import Library
+from nova_deploy.engines.profiles import check_max_batch, narrow_to_batch, profile_to_json
+from nova_deploy.engines.store import PLAN_SUFFIX, engines_dir, plan_problem, read_sidecar, write_atomic, write_plan
+from nova_deploy.engines.targets import Target
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.export.manifest import MANIFEST, read_manifest, spec_from_manifest
+from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.spec import ExportSpec, GraphSpec
+
+
+@dataclass
+class EngineResult:
+    graph: str
+    target: str
+    plan: Path
+    built: bool  # False: the cached plan had the same key
+    seconds: float  # build time (0 when cached)
+    plan_bytes: int
+    reason: str  # why it was (re)built, or "cached"
+
+
+def open_export(path: Path):
+    """manifest and spec of an export directory that is marked valid."""
+    manifest = read_manifest(path)
+    if not manifest.get("valid", False):
+        raise InvalidArgument(f"{path}: the export was not marked valid (its validation failed); export it again")
+    return manifest, spec_from_manifest(manifest, str(Path(path) / MANIFEST))
+
+
+def select_graphs(spec: ExportSpec, names: Optional[Sequence[str]]) -> List[GraphSpec]:
+    if not names:
+        return list(spec.graphs)
+    valid = [g.name for g in spec.graphs]
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise InvalidArgument(f"--graph {', '.join(unknown)}: not in this export; valid: {', '.join(valid)}")
+    return [spec.graph(n) for n in dict.fromkeys(names)]
+
+
+def verified_sha256(path: Path, manifest: dict, name: str) -> str:
+    """The file's sha256, computed now, when it equals the manifest's; EngineError otherwise."""
+    entry = (manifest.get("files") or {}).get(name)
+    f = Path(path) / name
+    if entry is None:
+        raise EngineError(f"{Path(path) / MANIFEST}: lists no sha256 for {name}; export again")
+    if not f.is_file():
+        raise EngineError(f"{f}: missing (listed in {MANIFEST}); export again")
+    digest = sha256_file(f)
+    if digest != entry.get("sha256"):
+        raise EngineError(f"{f}: sha256 differs from {MANIFEST}: the file changed after export; export again")
+    return digest
+
+
+def build_engines(export_path, library: Library, targets: Sequence[Target], options: BuildOptions = BuildOptions(),
+                  graphs: Optional[Sequence[str]] = None, progress: bool = False) -> List[EngineResult]:
+    from tqdm import tqdm
+
+    export_path = Path(export_path)
+    manifest, spec = open_export(export_path)
+    max_batch = check_max_batch(spec, options.max_batch)
+    chosen = select_graphs(spec, graphs)
+    weights_sha = verified_sha256(export_path, manifest, WEIGHTS_FILE)
+    onnx_sha = {g.name: verified_sha256(export_path, manifest, g.file) for g in chosen}
+    cache_blob = _read_timing_cache(options.timing_cache)
+
+    results = []
+    jobs = [(t, g) for t in targets for g in chosen]
+    bar = tqdm(jobs, desc=f"build-engines ({library.name})", unit="engine", disable=not progress)
+    for target, g in bar:
+        bar.set_postfix_str(f"{target.name}/{g.name}")
+        out_dir = engines_dir(export_path, library.name, target.name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plan = out_dir / f"{g.name}{PLAN_SUFFIX}"
+        profile = narrow_to_batch(g, max_batch).profile()
+        fields = key_fields(onnx_sha[g.name], weights_sha, library.name, library.version, target, profile,
+                            options.hashed(max_batch))
+        reason = plan_problem(plan, read_sidecar(plan), fields)
+        if reason is None:
+            results.append(EngineResult(g.name, target.name, plan, False, 0.0, plan.stat().st_size, "cached"))
+            continue
+        built = build_plan(library, export_path / g.file, profile, target, options.opt_level, cache_blob,
+                           what=f"{g.name}")
+        if built.timing_cache is not None:
+            cache_blob = built.timing_cache
+        write_plan(plan, built.data, {
+            "key": engine_key(fields), "fields": fields, "graph": g.name, "onnx": g.file,
+            "export": {"fingerprint": manifest["model"]["fingerprint"], "description": manifest["model"].get("description")},
+            "profile": profile_to_json(profile), "network": built.network,
+            "build_seconds": round(built.seconds, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        results.append(EngineResult(g.name, target.name, plan, True, built.seconds, len(built.data), reason))
+    if options.timing_cache is not None and cache_blob:
+        write_atomic(Path(options.timing_cache), cache_blob)
+    return results
+
+
+def _read_timing_cache(path: Optional[Path]) -> Optional[bytes]:
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidArgument(f"--timing-cache {path}: is a directory; give a file path (created when missing)")
+    return path.read_bytes() if path.is_file() else None
