@@ -28,7 +28,7 @@ def test_registry_imports_the_backend_without_tensorrt():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
 def test_activate_without_gpu_is_backend_unavailable(built):
     backend = TensorRTBackend(export_of(built[0]), device="cpu")
-    with pytest.raises(BackendUnavailable, match="runs on a CUDA GPU .*no CUDA GPU here.*--backend onnxruntime"):
+    with pytest.raises(BackendUnavailable, match="runs on a CUDA GPU, not on device cpu: no CUDA GPU here; use --backend onnxruntime"):
         backend.activate()
     assert not backend.active
 

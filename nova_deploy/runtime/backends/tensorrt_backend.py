@@ -86,9 +86,8 @@ class TensorRTBackend(Backend):
     def _require_gpu(self) -> Tuple[int, int]:
         capability = current_capability()
         if self.device.type != "cuda" or capability is None:
-            raise BackendUnavailable(f"the tensorrt backend runs on a CUDA GPU (device {self.device}, "
-                                     f"{'a GPU is present' if capability else 'no CUDA GPU here'}); "
-                                     f"use --backend onnxruntime or torch")
+            fix = "give --device cuda" if capability else "no CUDA GPU here; use --backend onnxruntime or torch"
+            raise BackendUnavailable(f"the tensorrt backend runs on a CUDA GPU, not on device {self.device}: {fix}")
         if not installed_libraries():
             raise BackendUnavailable("the tensorrt backend needs TensorRT: pip install tensorrt (or tensorrt-rtx "
                                      "on RTX/Ampere+ GPUs), or NVIDIA's TensorRT container (docker/)")
