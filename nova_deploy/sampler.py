@@ -56,19 +56,19 @@ class GenerationResult:
     trace: Optional[List[dict]] = None  # per image: entropy curve, activation, ratios, kept, FLOPs
 
 
-def resolve_labels(var, B: int, label_B: Union[None, int, torch.Tensor, List[int]],
+def resolve_labels(num_classes: int, B: int, label_B: Union[None, int, torch.Tensor, List[int]],
                    rng: Optional[torch.Generator], device) -> torch.Tensor:
     require(int(B) == B and B >= 1, f"batch size must be an integer >= 1, got {B}")
     if label_B is None:  # official: uniform random classes, drawn first from the same generator
-        uniform = torch.full((1, var.num_classes), 1.0 / var.num_classes, device=device)
+        uniform = torch.full((1, num_classes), 1.0 / num_classes, device=device)
         return torch.multinomial(uniform, num_samples=B, replacement=True, generator=rng).reshape(B)
     if isinstance(label_B, int):
-        label_B = torch.full((B,), var.num_classes if label_B < 0 else label_B, device=device)
+        label_B = torch.full((B,), num_classes if label_B < 0 else label_B, device=device)
     label_B = torch.as_tensor(label_B, dtype=torch.long, device=device)
     require(label_B.shape == (B,), f"expected {B} class labels, got shape {tuple(label_B.shape)}")
-    bad = label_B[(label_B < 0) | (label_B > var.num_classes)]
-    require(bad.numel() == 0, f"class id {bad[:1].tolist()} out of range: valid are 0..{var.num_classes - 1} "
-                              f"(or {var.num_classes}, the null class)")
+    bad = label_B[(label_B < 0) | (label_B > num_classes)]
+    require(bad.numel() == 0, f"class id {bad[:1].tolist()} out of range: valid are 0..{num_classes - 1} "
+                              f"(or {num_classes}, the null class)")
     return label_B
 
 
@@ -88,7 +88,7 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
     device = var.lvl_1L.device
     vae, quant = var.vae, var.vae.quantize
     rng = make_generator(g_seed, device)
-    label_B = resolve_labels(var, B, label_B, rng, device)
+    label_B = resolve_labels(var.num_classes, B, label_B, rng, device)
     K = len(var.patch_nums)
 
     cond = var.condition(label_B)
@@ -130,7 +130,7 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
     result.f_hat = f_hat
     result.images = vae.fhat_to_img(f_hat).add_(1).mul_(0.5)
     if want_trace:
-        result.trace = build_trace(decider.trace(), policy, var)
+        result.trace = build_trace(decider.trace(), policy, var.patch_nums, var.depth, var.C)
     return result
 
 
@@ -148,11 +148,11 @@ def layer_keeps(plan: ScalePlan, prev, pn_prev: int, pn: int, mode: str) -> List
     return keeps
 
 
-def build_trace(raw: dict, policy: Policy, var) -> List[dict]:
+def build_trace(raw: dict, policy: Policy, patch_nums, depth: int, C: int) -> List[dict]:
     """Per image: what NOVA saw and decided, and the transformer FLOPs it saved (CFG: 2 rows)."""
     kept_SN = raw["kept_SN"]
-    dense = transformer_flops(dense_kept(var.patch_nums, var.depth), rows=2, C=var.C)
-    pruned = transformer_flops(kept_SN, rows=2, C=var.C)
+    dense = transformer_flops(dense_kept(patch_nums, depth), rows=2, C=C)
+    pruned = transformer_flops(kept_SN, rows=2, C=C)
     images = []
     for b, curve in enumerate(raw["entropy_curve_B"]):
         images.append({

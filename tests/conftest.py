@@ -32,3 +32,22 @@ def golden_models(golden_dir):
 
     return load_models(golden_dir / "var_official_tiny.var.pth", golden_dir / "var_official_tiny.vae.pth")
 
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory):
+    """One validated export shared by the export, runtime and engine tests (tracing is the slow part):
+    the `small` preset (7 scales, prunable from scale 2) with every VAR parameter random, saved as
+    safetensors first so that the torch backend can reload it; max batch 2. Tests must not modify it
+    (copy it first)."""
+    from export_sources import randomised_checkpoint_source
+    from nova_deploy.export.exporter import export_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = tmp_path_factory.mktemp("small_export")
+        src = randomised_checkpoint_source("small", root)
+        return export_model(src, root / "export", max_batch=2)
+    finally:
+        torch.set_num_threads(threads)

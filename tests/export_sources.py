@@ -26,3 +26,20 @@ def randomised_source(name: str) -> ModelSource:
     validation tolerances nor pruning (computed vs filled tokens) would be exercised."""
     var, vae = randomised_pair(name)
     return ModelSource(var, vae, f"preset {name}, every VAR parameter random (std 0.2)", preset=name)
+
+
+def randomised_checkpoint_source(name: str, directory) -> ModelSource:
+    """randomised_source written to safetensors and loaded back, so that an export's manifest names
+    files the torch runtime backend can reload (a preset source would rebuild the official init)."""
+    from pathlib import Path
+
+    from nova_deploy.checkpoint import save_safetensors
+    from nova_deploy.export.exporter import configs_of
+    from nova_deploy.model_source import resolve_models
+
+    directory = Path(directory)
+    var, vae = randomised_pair(name)
+    var_cfg, vae_cfg = configs_of(var, vae)
+    save_safetensors(var, var_cfg, "var", directory / "var.safetensors")
+    save_safetensors(vae, vae_cfg, "vqvae", directory / "vqvae.safetensors")
+    return resolve_models(str(directory / "var.safetensors"), str(directory / "vqvae.safetensors"), None)

@@ -16,6 +16,7 @@ from nova_deploy.nova.policy import parse_policy
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
 from nova_deploy.sampler import generate, resolve_labels
+from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 
 
@@ -70,17 +71,30 @@ def convert_checkpoint_cmd(src, dst):
               help="Write per-image decisions (entropy curve, activation, ratios, kept tokens, FLOPs) as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Draw the entropy curves and scale ratios to a PNG.")
+@click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
+              help="Run an export directory (`nova-deploy export --out DIR`) with the runtime instead of the "
+                   "PyTorch sampler.")
+@click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
+              help="Runtime backend for --engines.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
+@click.option("--threads", type=int, default=None, help="CPU threads per graph call (for --engines; default: all).")
 @click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True)
 def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
-                 trace_path, plot_path, out):
-    """Generate images on the PyTorch path and write them as a PNG grid."""
+                 trace_path, plot_path, engines_dir, backend, device, threads, out):
+    """Generate images and write them as a PNG grid: on the PyTorch sampler, or with --engines on
+    the runtime over exported graphs."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
     policy = parse_policy(policy_text)
+    if engines_dir is not None:
+        if var_path or vae_path or preset:
+            raise InvalidArgument("--engines runs the exported model; --checkpoint/--vae/--preset do not apply to it")
+        return _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy,
+                                    policy_text, trace_path, plot_path, out)
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
     if not classes:
         classes = tuple(range(min(src.var.num_classes, 8)))
-    labels = resolve_labels(src.var, len(classes), list(classes), None, "cpu")
+    labels = resolve_labels(src.var.num_classes, len(classes), list(classes), None, "cpu")
     K = len(src.var.patch_nums)
     t0 = time.perf_counter()
     with tqdm(total=K, desc="scales", unit="scale", leave=False) as bar:
@@ -88,12 +102,7 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
                           on_scale=lambda si: bar.update(1), policy=policy,
                           want_trace=bool(trace_path or plot_path))
     seconds = time.perf_counter() - t0
-    image_grid_png(result.images, out)
-    if trace_path:
-        write_json_atomic(trace_path, {"policy": policy_text, "seed": seed, "classes": list(classes),
-                                       "images": result.trace})
-    if plot_path:
-        plot_trace(result.trace, plot_path)
+    _write_outputs(result.images, result.trace, policy_text, seed, classes, trace_path, plot_path, out)
     if policy.name != "none":
         t = result.trace[0] if result.trace else None
         if t:
@@ -101,3 +110,33 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     click.echo(f"wrote {out}: {len(classes)} image(s) {result.images.shape[-1]}px in {seconds:.2f} s, "
                f"peak RSS {peak_mb:.0f} MB")
+
+
+def _write_outputs(images, trace, policy_text, seed, classes, trace_path, plot_path, out):
+    image_grid_png(images, out)
+    if trace_path:
+        write_json_atomic(trace_path, {"policy": policy_text, "seed": seed, "classes": list(classes), "images": trace})
+    if plot_path:
+        plot_trace(trace, plot_path)
+
+
+def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy, policy_text,
+                         trace_path, plot_path, out):
+    from nova_deploy.runtime.pipeline import Pipeline
+
+    t0 = time.perf_counter()
+    with Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads) as pipe:
+        click.echo(f"engines: {engines_dir} ({pipe.export.description}, {pipe.spec.precision}) on {backend} "
+                   f"{pipe.device}, loaded in {time.perf_counter() - t0:.2f} s", err=True)
+        if not classes:
+            classes = tuple(range(min(pipe.spec.var.num_classes, 8, pipe.max_batch)))
+        result = pipe.generate(list(classes), seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,
+                               more_smooth=params.more_smooth, policy=policy,
+                               want_trace=bool(trace_path or plot_path or policy.name != "none"))
+    _write_outputs(result.images.cpu(), result.trace, policy_text, seed, classes, trace_path, plot_path, out)
+    if policy.name != "none" and result.trace:
+        click.echo(f"policy {policy_text}: transformer FLOPs reduced {result.trace[0]['flop_reduction']:.2f}x", err=True)
+    t = result.timing
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    click.echo(f"wrote {out}: {len(classes)} image(s) {result.images.shape[-1]}px in {t.total_s:.2f} s "
+               f"({t.backend_s:.2f} s in {backend}, {t.outside_backend_s:.2f} s outside), peak RSS {peak_mb:.0f} MB")

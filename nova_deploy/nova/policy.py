@@ -102,6 +102,9 @@ class NovaDecider(Decider):
         active_B = self.tracker.is_active(si)
         if not bool(active_B.any()):
             return None
+        if self.layer_stat_BN is None:
+            raise InvalidArgument(f"policy nova: no branch outputs were observed at scale {si - 1}, so scale {si} "
+                                  f"cannot be planned (an export prunes only from its --prune-from scale)")
         ratio_B = scale_ratio_B(si, self.tracker.activation_B, self.tracker.entropy_growth(si), self.cfg)
         n = self.patch_nums[si] ** 2
         kept_BN = [kept_counts(n, layer_ratios(float(r), self.layer_stat_BN[b], self.cfg)) for b, r in enumerate(ratio_B)]
@@ -109,6 +112,9 @@ class NovaDecider(Decider):
 
     def _observe_more(self, si, H_Bl, attn_branch, ffn_branch):
         self.tracker.observe(si, scale_entropy(H_Bl))
+        if not attn_branch:  # an exported scale emits branches only where the next scale can be pruned:
+            self.layer_stat_BN = None  # no statistic is needed before a scale that cannot be pruned
+            return
         B = self.batch
         # layer-linkage statistic: how strongly each layer's branches write into the residual stream
         # (mean token L2 norm of attention + FFN branch, conditional rows); small = changes little

@@ -1,0 +1,139 @@
+"""The one interface every runtime backend implements, and the checks every backend shares.
+
+    backend = open_backend("onnxruntime", export_dir, device="cpu")
+    backend.activate()                                  # load every graph once
+    outs = backend.infer("scale_03", feeds, out=bufs)   # named torch tensors in, named tensors out
+    backend.deactivate()                                # free sessions / engines / device memory
+
+Tensors are torch tensors on the backend's device (CPU or CUDA), contiguous. `infer` checks every
+feed against the graph's spec (name, dtype, rank, static dims, each symbolic dim inside its
+min..max range and equal wherever it appears) before any backend sees it, derives every output's
+shape from the input dims, and writes outputs into the tensors given in `out` (preallocated
+buffers: the KV and residual caches) or into tensors it allocates. Whether an output is written
+in place by the library (ONNX Runtime IOBinding, TensorRT tensor addresses) or copied after the
+call is the backend's business: `writes_outputs_in_place` says which.
+
+Backends are one file each under nova_deploy.runtime.backends and imported only when asked for,
+so that the runtime itself never imports onnxruntime or tensorrt.
+"""
+from abc import ABC, abstractmethod
+from typing import Dict, Mapping, Optional
+
+import torch
+
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.export.spec import GraphSpec
+
+TORCH_DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64}
+
+
+class Backend(ABC):
+    """Runs the graphs of one export directory on one device."""
+
+    name: str = ""
+    writes_outputs_in_place: bool = False  # outputs land in `out` buffers without a copy
+
+    def __init__(self, export, device: torch.device, threads: Optional[int] = None):
+        self.export = export  # nova_deploy.runtime.export_dir.ExportDir
+        self.spec = export.spec
+        self.device = torch.device(device)
+        self.threads = threads
+        self.active = False
+
+    # ------------------------------------------------------------------ what a backend implements
+    @abstractmethod
+    def activate(self) -> None:
+        """Load every graph (sessions, engines, modules); idempotent."""
+
+    @abstractmethod
+    def deactivate(self) -> None:
+        """Release everything activate() loaded; idempotent."""
+
+    @abstractmethod
+    def _run(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
+        """Compute g on the checked feeds, writing every output into outputs[name] (preallocated,
+        contiguous, on self.device, of the declared dtype and shape)."""
+
+    # ------------------------------------------------------------------ shared
+    def infer(self, graph: str, feeds: Mapping[str, torch.Tensor],
+              out: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+        if not self.active:
+            raise RuntimeError(f"backend {self.name}: infer() before activate()")
+        g = self.spec.graph(graph)
+        sizes = check_feeds(g, feeds, self.device)
+        outputs = output_buffers(g, sizes, self.device, out or {})
+        self._run(g, feeds, outputs)
+        return outputs
+
+    def __enter__(self):
+        self.activate()
+        return self
+
+    def __exit__(self, *exc):
+        self.deactivate()
+
+
+def check_feeds(g: GraphSpec, feeds: Mapping[str, torch.Tensor], device: torch.device) -> Dict[str, int]:
+    """The size of every symbolic dim of g, read from the feeds; InvalidArgument naming the first
+    input that is missing, unexpected, or of the wrong dtype, device, layout or shape."""
+    want = [t.name for t in g.inputs]
+    missing = [n for n in want if n not in feeds]
+    extra = sorted(set(feeds) - set(want))
+    if missing or extra:
+        raise InvalidArgument(f"graph {g.name}: " + "; ".join(
+            ([f"missing inputs {missing}"] if missing else []) + ([f"unexpected inputs {extra}"] if extra else []))
+            + f" (inputs: {', '.join(want)})")
+    sizes: Dict[str, int] = {}
+    for t in g.inputs:
+        x = feeds[t.name]
+        if not isinstance(x, torch.Tensor):
+            raise InvalidArgument(f"graph {g.name}: input {t.name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype != TORCH_DTYPE[t.dtype]:
+            raise InvalidArgument(f"graph {g.name}: input {t.name} has dtype {x.dtype}, the graph takes {t.dtype}")
+        if x.device != device and not (device.type == x.device.type == "cuda" and device.index is None):
+            raise InvalidArgument(f"graph {g.name}: input {t.name} is on {x.device}, the backend runs on {device}")
+        if x.dim() != len(t.shape):
+            raise InvalidArgument(f"graph {g.name}: input {t.name} has shape {tuple(x.shape)}, "
+                                  f"the graph takes rank {len(t.shape)} {list(t.shape)}")
+        for axis, (got, dim) in enumerate(zip(x.shape, t.shape)):
+            if isinstance(dim, int):
+                if got != dim:
+                    raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} is {got}, the graph takes {dim}")
+                continue
+            if dim in sizes and sizes[dim] != got:
+                raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} ({dim}) is {got}, "
+                                      f"but {dim} is {sizes[dim]} in another input")
+            d = g.dim(dim)
+            if not d.min <= got <= d.max:
+                raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} ({dim}) is {got}, "
+                                      f"outside the exported range {d.min}..{d.max}" + (f" ({d.note})" if d.note else ""))
+            sizes[dim] = got
+        if not x.is_contiguous():  # backends bind inputs by address
+            raise InvalidArgument(f"graph {g.name}: input {t.name} is not contiguous")
+    # CFG rows: the cond graph takes batch and returns batch2; next_input takes both
+    if "batch" in sizes and "batch2" not in sizes:
+        sizes["batch2"] = 2 * sizes["batch"]
+    if "batch2" in sizes and "batch" not in sizes:
+        sizes["batch"] = sizes["batch2"] // 2
+    if "batch" in sizes and sizes["batch2"] != 2 * sizes["batch"]:
+        raise InvalidArgument(f"graph {g.name}: batch2 ({sizes['batch2']}) must be 2 x batch ({sizes['batch']})")
+    return sizes
+
+
+def output_buffers(g: GraphSpec, sizes: Mapping[str, int], device: torch.device,
+                   out: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A tensor for every output: the caller's where given (checked), else a new one."""
+    unknown = sorted(set(out) - {t.name for t in g.outputs})
+    if unknown:
+        raise InvalidArgument(f"graph {g.name}: no outputs named {unknown}")
+    result = {}
+    for t in g.outputs:
+        shape, dtype = g.shape_at(t, sizes), TORCH_DTYPE[t.dtype]
+        buf = out.get(t.name)
+        if buf is None:
+            buf = torch.empty(shape, dtype=dtype, device=device)
+        elif tuple(buf.shape) != shape or buf.dtype != dtype or not buf.is_contiguous():
+            raise InvalidArgument(f"graph {g.name}: output buffer {t.name} is {tuple(buf.shape)} {buf.dtype}"
+                                  f"{'' if buf.is_contiguous() else ' non-contiguous'}; needs contiguous {shape} {dtype}")
+        result[t.name] = buf
+    return result

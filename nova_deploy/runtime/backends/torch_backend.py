@@ -1,0 +1,59 @@
+"""PyTorch eager backend: the reference. Runs the very modules the graphs were traced from.
+
+The model is reloaded from where the manifest says it came from (checkpoint files or a preset)
+and must have the export's fingerprint, so that this backend computes what the graphs compute;
+CPU or CUDA.
+"""
+from typing import Dict, Mapping
+
+import torch
+
+from nova_deploy.errors import BackendUnavailable, InvalidArgument
+from nova_deploy.export.graphs import graph_module
+from nova_deploy.export.manifest import model_fingerprint
+from nova_deploy.export.precision import to_precision
+from nova_deploy.export.spec import GraphSpec
+from nova_deploy.runtime.backend import Backend
+
+
+def load_source_models(export, device: torch.device):
+    """(var, vae) from the manifest's model source, checked against the export's fingerprint."""
+    from nova_deploy.model_source import resolve_models
+
+    src = export.manifest["model"].get("source") or {}
+    if src.get("kind") == "checkpoint":
+        models = resolve_models(src["var"], src["vae"], src.get("preset"))
+    elif src.get("kind") == "preset":
+        models = resolve_models(None, None, src["preset"], random_seed=int(src.get("seed", 0)))
+    else:
+        raise InvalidArgument(f"{export.path}: the manifest names no model source the torch backend can load")
+    if model_fingerprint(models.var, models.vae) != export.fingerprint:
+        raise InvalidArgument(f"{export.path}: the model at the manifest's source ({models.description}) is not the "
+                              f"one that was exported (fingerprints differ); the torch backend cannot reproduce it")
+    return models.var.to(device), models.vae.to(device)
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    writes_outputs_in_place = False  # eager modules return new tensors; copied into `out`
+
+    def activate(self) -> None:
+        if self.active:
+            return
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailable("backend torch: device cuda requested but torch sees no CUDA device")
+        var, vae = load_source_models(self.export, self.device)
+        lp = to_precision(var, self.spec.precision)
+        self.modules: Dict[str, torch.nn.Module] = {g.name: graph_module(g, self.spec, lp, vae).to(self.device)
+                                                    for g in self.spec.graphs}
+        self.active = True
+
+    def deactivate(self) -> None:
+        self.modules = {}
+        self.active = False
+
+    @torch.no_grad()
+    def _run(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
+        results = self.modules[g.name](*[feeds[t.name] for t in g.inputs])
+        for t, value in zip(g.outputs, results):
+            outputs[t.name].copy_(value)
