@@ -27,7 +27,9 @@ def _mb(n: int) -> str:
                    "the scale count means no pruning.")
 @click.option("--min-keep", type=float, default=0.0, show_default=True,
               help="Fewest tokens a layer may keep at a prunable scale, as a fraction (0: down to one token).")
-def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, prune_from, min_keep):
+@click.option("--force", is_flag=True, help="Export and validate again even when --out already holds this very "
+              "export (same model, options and nova-deploy version, files unchanged).")
+def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, prune_from, min_keep, force):
     """Export the model to one ONNX graph per scale (plus conditioning, f_hat updates and the
     decoder), sharing one weights file, and validate every graph against PyTorch."""
     from nova_deploy.export.exporter import export_model
@@ -36,8 +38,12 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
     result = export_model(src, out, precision=precision, max_batch=max_batch, opset=opset, prune=prune,
-                          progress=True)
+                          progress=True, force=force)
     m, w = result.manifest, result.manifest["weights"]
+    if result.reused:
+        click.echo(f"{out} is up to date: same model, options and nova-deploy version, every file unchanged "
+                   f"(validated when written; --force exports again)")
+        return
     click.echo(f"wrote {out}: {len(m['graphs'])} graphs ({precision}, opset {opset}, max batch {max_batch}), "
                f"validated at {len(m['validation']['cases'])} shapes")
     click.echo(f"  weights.bin {_mb(w['bytes_on_disk'])} for {_mb(w['raw_weight_bytes'])} of raw weights "

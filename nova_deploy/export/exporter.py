@@ -41,9 +41,10 @@ from nova_deploy.models.vqvae import VQVAE
 class ExportResult:
     out_dir: Path
     manifest: dict
-    report: ValidationReport
+    report: Optional[ValidationReport]  # None when reused: the manifest holds the validation it passed
     seconds: float
     peak_rss_mb: float
+    reused: bool = False  # --out already held this very export (same model, options, version, files)
 
 
 def configs_of(var: VAR, vae: VQVAE) -> Tuple[VARConfig, VQVAEConfig]:
@@ -122,9 +123,12 @@ def _move_into_place(tmp: Path, out: Path) -> None:
 # ---------------------------------------------------------------------------------- export
 def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int = 8, opset: int = DEFAULT_OPSET,
                  prune: PruneRange = PruneRange(), threads: Optional[int] = None,
-                 progress: bool = False) -> ExportResult:
+                 progress: bool = False, force: bool = False) -> ExportResult:
     """Export src's models to `out`; InvalidArgument for bad options, ExportError when export or
-    validation fails (listing every mismatch). `out` then holds nothing new."""
+    validation fails (listing every mismatch). `out` then holds nothing new. When `out` already
+    holds a valid export of the same model with the same options by this nova-deploy version and
+    every file still has its recorded sha256, nothing is redone (export is deterministic, so it
+    would write the same bytes) unless `force`."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -135,6 +139,11 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
     check_representable(var, precision)
     fingerprint = model_fingerprint(var, vae)
     check_out_dir(out, fingerprint)
+    if not force:
+        existing = up_to_date_export(out, fingerprint, spec)
+        if existing is not None:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            return ExportResult(out, existing, None, time.perf_counter() - t0, peak, reused=True)
     threads = threads or torch.get_num_threads()
 
     tmp = _temp_dir(out)
@@ -192,6 +201,25 @@ def weights_summary(spec: ExportSpec, var: VAR, vae: VQVAE, writer: GraphWriter,
             "tensors_stored": writer.report.tensors_written, "tensors_referenced": writer.report.tensors_referenced,
             "graph_files_bytes": graph_bytes, "codebook_bytes": files[CODEBOOK]["bytes"],
             "directory_bytes": sum(v["bytes"] for v in files.values())}
+
+
+def up_to_date_export(out: Path, fingerprint: str, spec: ExportSpec) -> Optional[dict]:
+    """The manifest of `out` if it is exactly what exporting now would write, else None."""
+    from nova_deploy import __version__
+
+    if not (out / MANIFEST).is_file():
+        return None
+    manifest = read_manifest(out)
+    same = (manifest.get("valid") is True and manifest["model"].get("fingerprint") == fingerprint
+            and manifest.get("versions", {}).get("nova_deploy") == __version__
+            and {k: manifest.get(k) for k in spec.to_json()} == spec.to_json())
+    if not same:
+        return None
+    for name, entry in manifest.get("files", {}).items():
+        path = out / name
+        if not path.is_file() or file_size(path) != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
+            return None
+    return manifest
 
 
 # ---------------------------------------------------------------------------------- re-validation
