@@ -53,3 +53,29 @@ def test_precision_is_written_into_the_graph(lp_export):
     assert any(n.op_type == "Softmax" for n in model.graph.node)
     fp32_bytes = sum(p.numel() * 4 for p in randomised_source("tiny").var.parameters())
     assert result.manifest["weights"]["raw_var_bytes"] < 0.6 * fp32_bytes  # 2 bytes a weight, the head at 4
+
+
+def test_runtime_on_low_precision_graphs(lp_export):
+    """fp16 graphs on ONNX Runtime CPU follow the fp32 reference sampler closely (rounding may flip a
+    few sampled tokens: docs/RUNTIME.md has the rates on the bundled model); bf16 graphs cannot run
+    on the CPU EP and say so in one line."""
+    import torch
+
+    from nova_deploy.errors import BackendUnavailable
+    from nova_deploy.runtime.pipeline import Pipeline
+    from nova_deploy.sampler import generate
+    from nova_deploy.sampling import SamplingParams
+
+    precision, result = lp_export
+    if precision == "bf16":
+        with pytest.raises(BackendUnavailable, match="bf16 graphs do not run on ONNX Runtime's CPU"):
+            Pipeline.from_dir(result.out_dir)
+        return
+    labels = [1, 2]
+    with Pipeline.from_dir(result.out_dir, threads=1) as pipe:
+        got = torch.cat([t.flatten() for s in range(4) for t in pipe.generate(labels, seed=s).tokens])
+    var = randomised_source("tiny").var
+    want = torch.cat([t.flatten() for s in range(4) for t in
+                      generate(var, B=2, label_B=torch.tensor(labels), g_seed=s, params=SamplingParams()).idx_Bl])
+    agreement = float((got == want).float().mean())
+    assert agreement >= 0.9, f"fp16 runtime agrees with the fp32 reference on {agreement:.1%} of tokens"

@@ -3,9 +3,9 @@
 Weights: every graph's external initializers point into the export's single weights.bin. The
 backend maps that file once (read-only) and hands each session OrtValues that view the mapping
 (`SessionOptions.add_initializer`), so the sessions neither read nor copy the weights themselves.
-MLAS pre-packs constant MatMul weights into per-session copies; `share_prepacked=False` (default
-True here means: disable pre-packing, keep one copy) trades that memory for its speed, and
-`nova-deploy bench` measures both.
+MLAS pre-packs constant MatMul weights into per-session copies: `share_prepacked=True` (default)
+disables pre-packing so that one copy remains; `memory_arena=False` drops each session's CPU memory
+arena. docs/RUNTIME.md has what each costs and saves.
 
 I/O: IOBinding binds every input and every output by address, so outputs are written straight
 into the runtime's preallocated buffers (CPU memory, or torch CUDA tensors with the CUDA
@@ -81,20 +81,29 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     writes_outputs_in_place = True
 
-    def __init__(self, export, device, threads: Optional[int] = None, share_prepacked: bool = True):
+    def __init__(self, export, device, threads: Optional[int] = None, share_prepacked: bool = True,
+                 memory_arena: bool = True):
         super().__init__(export, device, threads)
         self.share_prepacked = share_prepacked
+        self.memory_arena = memory_arena  # False: no per-session CPU arena (less peak RSS; see docs/RUNTIME.md)
 
     def activate(self) -> None:
         if self.active:
             return
         providers = _providers(self.device)
+        if self.spec.precision == "bf16" and self.device.type == "cpu":
+            raise BackendUnavailable("bf16 graphs do not run on ONNX Runtime's CPU execution provider (it has no "
+                                     "bf16 kernels; the export validated them by emulation): use --device cuda, "
+                                     "the tensorrt backend, or an fp16/fp32 export on CPU")
         self.weights = SharedWeights(self.export.file(WEIGHTS_FILE))
         self.sessions: Dict[str, ort.InferenceSession] = {}
         for g in self.spec.graphs:
             path = self.export.file(g.file)
             so = ort.SessionOptions()
             so.log_severity_level = 3
+            if not self.memory_arena:
+                so.enable_cpu_mem_arena = False
+                so.enable_mem_pattern = False
             if self.threads:
                 so.intra_op_num_threads = int(self.threads)
                 so.inter_op_num_threads = 1
@@ -102,7 +111,11 @@ class OnnxRuntimeBackend(Backend):
                 so.add_session_config_entry("session.disable_prepacking", "1")
             for name, offset, length, data_type, dims in external_initializers(path):
                 so.add_initializer(name, self.weights.value(offset, length, data_type, dims))
-            self.sessions[g.name] = ort.InferenceSession(str(path), so, providers=providers)
+            try:
+                self.sessions[g.name] = ort.InferenceSession(str(path), so, providers=providers)
+            except Exception as e:  # ORT raises its own types (Fail, NotImplemented, InvalidGraph, ...)
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise BackendUnavailable(f"onnxruntime {ort.__version__} cannot load {path}: {first[:300]}") from e
         self._device_type = "cuda" if self.device.type == "cuda" else "cpu"
         self._device_id = self.device.index or 0
         self.active = True

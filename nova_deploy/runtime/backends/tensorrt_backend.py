@@ -14,6 +14,7 @@ profiles) and tested without a GPU. The execution path follows the documented Te
 TensorRT-RTX Python API and polygraphy's TrtRunner; no machine available to this work could run
 it (see docs/ENGINES.md), so its tests are marked trt_exec.
 """
+import threading
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
@@ -81,6 +82,8 @@ class TensorRTBackend(Backend):
         self._seen: set = set()
         self._scratch: Optional[torch.Tensor] = None
         self._stream: Optional[torch.cuda.Stream] = None
+        # every context shares one scratch buffer and one stream: calls from several threads take turns
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ loading
     def _require_gpu(self) -> Tuple[int, int]:
@@ -134,6 +137,10 @@ class TensorRTBackend(Backend):
 
     # ------------------------------------------------------------------ running
     def _run(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
+        with self._lock:
+            self._run_locked(g, feeds, outputs)
+
+    def _run_locked(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
         binds = bindings(g, feeds, outputs)
         check_in_profile(g.name, self._profiles[g.name], shapes_of(binds))
         ctx, stream = self._contexts[g.name], self._stream
