@@ -29,5 +29,6 @@ def cli():
 def main():
     from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401  (registers the commands)
     from nova_deploy.cli import commands_engines  # noqa: F401  (build-engines, inspect)
+    from nova_deploy.cli import commands_bench  # noqa: F401  (bench)
 
     cli(prog_name="nova-deploy")

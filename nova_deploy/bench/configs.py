@@ -1,0 +1,114 @@
+"""What a benchmark measures: configurations = runner x policy x batch.
+
+A runner is a runtime backend over an export (`torch`, `onnxruntime`, `onnxruntime-prepack`,
+`tensorrt`) or `torch-reference`, the PyTorch reference sampler (`nova_deploy.sampler.generate`,
+the official algorithm) on the exported model. `onnxruntime` runs with MLAS pre-packing disabled
+(one shared copy of the weights), `onnxruntime-prepack` with it enabled (per-session packed copies).
+
+Policies are the CLI's (`none`, `nova`, `fastvar`, `fixed:R0,R1,...`) plus `fixed:nova-ref`: the
+per-scale ratios NOVA's default config chooses on the reference model (see nova_ratios), mapped
+onto the benchmarked model's scales.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Sequence, Tuple
+
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.nova.policy import parse_policy
+
+REFERENCE = "torch-reference"
+# runner name -> (backend name, keyword arguments of the backend class)
+RUNTIME_RUNNERS: Dict[str, Tuple[str, dict]] = {
+    "torch": ("torch", {}),
+    "onnxruntime": ("onnxruntime", {"share_prepacked": True}),
+    "onnxruntime-prepack": ("onnxruntime", {"share_prepacked": False}),
+    "tensorrt": ("tensorrt", {}),
+}
+RUNNERS = tuple(RUNTIME_RUNNERS) + (REFERENCE,)
+NOVA_FIXED = "fixed:nova-ref"  # resolved by nova_ratios.nova_fixed_policy
+
+
+@dataclass(frozen=True)
+class Config:
+    runner: str  # a key of RUNTIME_RUNNERS, or REFERENCE
+    policy: str  # as given: none | nova | fastvar | fixed:... | fixed:nova-ref
+    batch: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.runner} {self.policy} b{self.batch}"
+
+    @property
+    def is_reference(self) -> bool:
+        return self.runner == REFERENCE
+
+
+def split_list(values: Sequence[str]) -> List[str]:
+    """Repeatable, comma-separated CLI values -> one flat list without duplicates, order kept.
+    `fixed:` ratios contain commas, so a part that parses as a number continues the previous item."""
+    out: List[str] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if out and out[-1].startswith("fixed:") and _is_number(part):
+                out[-1] += "," + part
+            else:
+                out.append(part)
+    return list(dict.fromkeys(out))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_runners(values: Sequence[str]) -> List[str]:
+    names = split_list(values)
+    if not names:
+        raise InvalidArgument(f"--backends names no backend; valid: {', '.join(RUNTIME_RUNNERS)}")
+    for n in names:
+        if n not in RUNTIME_RUNNERS:
+            hint = f" (the reference sampler is added by --reference)" if n == REFERENCE else ""
+            raise InvalidArgument(f"unknown backend {n!r}; valid: {', '.join(RUNTIME_RUNNERS)}{hint}")
+    return names
+
+
+def parse_policies(values: Sequence[str]) -> List[str]:
+    """Checks each policy's syntax now (the scale count is checked once the model is known)."""
+    texts = split_list(values)
+    if not texts:
+        raise InvalidArgument("--policies names no policy; valid: none, nova, fastvar, fixed:R0,R1,..., " + NOVA_FIXED)
+    for text in texts:
+        if text != NOVA_FIXED:
+            parse_policy(text)
+    return texts
+
+
+def parse_batches(values: Sequence[str], max_batch: int) -> List[int]:
+    out = []
+    for text in split_list(values):
+        try:
+            b = int(text)
+        except ValueError:
+            raise InvalidArgument(f"--batch takes integers, got {text!r}") from None
+        if not 1 <= b <= max_batch:
+            raise InvalidArgument(f"--batch {b}: this export takes 1..{max_batch} images per call "
+                                  f"(re-export with --max-batch {b} for more)")
+        out.append(b)
+    if not out:
+        raise InvalidArgument("--batch names no batch size")
+    return sorted(set(out))
+
+
+def build_configs(runners: Sequence[str], policies: Sequence[str], batches: Sequence[int],
+                  reference: bool) -> List[Config]:
+    """Every runtime runner x policy x batch; the reference sampler runs dense only (it is the
+    official algorithm, the baseline)."""
+    configs = [Config(r, p, b) for b in batches for r in runners for p in policies]
+    if reference:
+        configs += [Config(REFERENCE, "none", b) for b in batches]
+    return configs

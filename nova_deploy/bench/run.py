@@ -1,0 +1,221 @@
+"""A benchmark run: resolve policies, open every runner, run the interleaved schedule, probe memory,
+measure quality (reference model only), summarise, check the targets."""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from nova_deploy.bench.configs import NOVA_FIXED, Config, build_configs
+from nova_deploy.bench.memory import Memory, probe
+from nova_deploy.bench.nova_ratios import NovaRatios, nova_reference_ratios
+from nova_deploy.bench.quality import Quality, measure_quality
+from nova_deploy.bench.runners import Sample, open_runner
+from nova_deploy.bench.schedule import interleaved
+from nova_deploy.bench.stats import Stat, per_scale_stats, ratio, stat
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.nova.policy import Policy, parse_policy
+from nova_deploy.runtime.policy_fit import check_policy_fits
+from nova_deploy.sampling import SamplingParams
+
+MEMORY_MODES = ("all", "dense", "off")  # probe every configuration, only dense ones, none
+
+
+@dataclass
+class BenchOptions:
+    runners: List[str]
+    policies: List[str]
+    batches: List[int]
+    reference: bool = True
+    warmup: int = 1
+    repeat: int = 5
+    seed: int = 0
+    params: SamplingParams = field(default_factory=SamplingParams)
+    threads: Optional[int] = None
+    device: str = "cpu"
+    memory: str = "all"
+    quality_samples: int = 64
+    nova_samples: int = 20
+
+
+@dataclass
+class ConfigResult:
+    config: Config
+    policy_resolved: str  # the policy as run (fixed:nova-ref -> its ratios)
+    samples: List[Sample]
+    memory: Optional[Memory] = None
+    # filled by summarise()
+    stats: Dict[str, Stat] = field(default_factory=dict)
+    per_scale: List[Stat] = field(default_factory=list)
+    flops_dense: int = 0
+    flops_pruned: int = 0
+    speedup_e2e: Optional[float] = None  # same runner's dense config / this, median wall time
+    speedup_transformer: Optional[float] = None
+    realised_over_flop: Optional[float] = None
+
+    @property
+    def flop_reduction(self) -> float:
+        return self.flops_dense / self.flops_pruned
+
+    @property
+    def s_per_image(self) -> float:
+        return self.stats["wall_s"].median / self.config.batch
+
+    @property
+    def images_per_s(self) -> float:
+        return self.config.batch / self.stats["wall_s"].median
+
+    def to_json(self) -> dict:
+        c = self.config
+        return {"runner": c.runner, "policy": c.policy, "policy_resolved": self.policy_resolved, "batch": c.batch,
+                "label": c.label, "images_per_s": self.images_per_s,
+                "images_per_s_best": c.batch / self.stats["wall_s"].min,
+                "s_per_image": self.s_per_image, "s_per_image_best": self.stats["wall_s"].min / c.batch,
+                "stats": {k: v.to_json() for k, v in self.stats.items()},
+                "per_scale_s": [s.to_json() for s in self.per_scale],
+                "transformer_flops_per_image": {"dense": self.flops_dense, "pruned": self.flops_pruned},
+                "flop_reduction": self.flop_reduction, "speedup_e2e_vs_dense": self.speedup_e2e,
+                "speedup_transformer_vs_dense": self.speedup_transformer,
+                "realised_over_flop_reduction": self.realised_over_flop,
+                "memory": None if self.memory is None else self.memory.to_json(),
+                "per_run_wall_s": [s.wall_s for s in self.samples]}
+
+
+@dataclass
+class BenchResult:
+    options: BenchOptions
+    export_dir: str
+    model: str
+    is_reference_model: bool
+    num_scales: int
+    order: List[str]  # the labels of the timed runs, in the order they ran
+    results: List[ConfigResult]
+    nova_ratios: Optional[NovaRatios] = None
+    quality: Dict[str, Quality] = field(default_factory=dict)
+    seconds: float = 0.0
+    load_average: Dict[str, List[float]] = field(default_factory=dict)
+
+    def find(self, runner: str, policy: str, batch: int) -> Optional[ConfigResult]:
+        return next((r for r in self.results if r.config == Config(runner, policy, batch)), None)
+
+
+def resolve_policies(texts: Sequence[str], spec, params: SamplingParams, nova_samples: int,
+                     seed: int) -> (Dict[str, Policy], Optional[NovaRatios]):
+    """Every policy text -> a Policy that fits the export (one-line error otherwise)."""
+    resolved, ratios = {}, None
+    for text in texts:
+        if text == NOVA_FIXED:
+            ratios = nova_reference_ratios(spec.num_scales, samples=nova_samples, seed=seed, params=params)
+            policy = parse_policy(ratios.fixed)
+        else:
+            policy = parse_policy(text)
+        try:
+            check_policy_fits(policy, spec)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"policy {text}: {e}") from None
+        resolved[text] = policy
+    return resolved, ratios
+
+
+def is_bundled_model(export) -> bool:
+    """Whether the export holds the bundled reference model (same fingerprint): quality is measured only there."""
+    from nova_deploy.export.manifest import model_fingerprint
+    from nova_deploy.model_source import bundled_model_available, resolve_models
+
+    if not bundled_model_available():
+        return False
+    models = resolve_models(None, None, None)
+    return model_fingerprint(models.var, models.vae) == export.fingerprint
+
+
+def summarise(results: List[ConfigResult]) -> None:
+    for r in results:
+        s = r.samples
+        r.stats = {"wall_s": stat([x.wall_s for x in s]), "transformer_s": stat([x.transformer_s for x in s]),
+                   "decoder_s": stat([x.decoder_s for x in s]), "outside_s": stat([x.outside_s for x in s]),
+                   "outside_fraction": stat([x.outside_s / x.wall_s for x in s])}
+        r.per_scale = per_scale_stats([x.per_scale_s for x in s])
+        r.flops_dense = s[0].flops_dense
+        r.flops_pruned = round(sum(x.flops_pruned for x in s) / len(s))
+    for r in results:
+        dense = next((d for d in results if d.config == Config(r.config.runner, "none", r.config.batch)), None)
+        if dense is None:
+            continue
+        r.speedup_e2e = ratio(dense.stats["wall_s"].median, r.stats["wall_s"].median)
+        r.speedup_transformer = ratio(dense.stats["transformer_s"].median, r.stats["transformer_s"].median)
+        r.realised_over_flop = ratio(r.speedup_transformer, r.flop_reduction)
+
+
+def load_average() -> List[float]:
+    try:
+        import os
+
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda s: None) -> BenchResult:
+    from nova_deploy.runtime.export_dir import ExportDir
+
+    t_start = time.perf_counter()
+    loads = {"start": load_average()}
+    export = ExportDir.open(export_dir)
+    spec = export.spec
+    for b in opt.batches:
+        if not 1 <= b <= spec.max_batch:
+            raise InvalidArgument(f"--batch {b}: this export takes 1..{spec.max_batch} images per call "
+                                  f"(re-export with --max-batch {b} for more)")
+    if opt.threads:
+        torch.set_num_threads(opt.threads)
+    policies, ratios = resolve_policies(opt.policies, spec, opt.params, opt.nova_samples, opt.seed)
+    if ratios is not None:
+        log(f"{NOVA_FIXED} = {ratios.fixed} (NOVA's mean ratios over {ratios.samples} reference-model samples)")
+    configs = build_configs(opt.runners, opt.policies, opt.batches, opt.reference)
+    runners = {}
+    for name in dict.fromkeys(c.runner for c in configs):
+        t0 = time.perf_counter()
+        runners[name] = open_runner(name, export, opt.device, opt.threads)
+        log(f"opened {name} in {time.perf_counter() - t0:.1f} s")
+    results = {c: ConfigResult(c, _policy_text(policies[c.policy]), []) for c in configs}
+    order = []
+    steps = interleaved(configs, opt.warmup, opt.repeat)
+    for i, step in enumerate(steps):
+        c = step.config
+        sample = runners[c.runner].run(c.batch, policies[c.policy], opt.seed, opt.params)
+        if step.timed:
+            results[c].samples.append(sample)
+            order.append(c.label)
+        log(f"[{i + 1}/{len(steps)}] {'round ' + str(step.round + 1) if step.timed else 'warm-up'} "
+            f"{c.label}: {sample.wall_s:.3f} s")
+    loads["after_timing"] = load_average()
+    quality = {}
+    reference_model = is_bundled_model(export)
+    if reference_model and opt.quality_samples > 0:
+        qname = next((n for n in ("onnxruntime", "onnxruntime-prepack") if n in runners),
+                     next(iter(runners)))
+        qbatch = min(spec.max_batch, 8)
+        log(f"quality: {opt.quality_samples} samples per policy on {qname}, batch {qbatch}")
+        quality = measure_quality(runners[qname], policies, opt.quality_samples, qbatch, opt.seed, opt.params)
+    for r in runners.values():
+        r.close()
+    if opt.memory != "off":
+        for c in configs:
+            if opt.memory == "dense" and c.policy != "none":
+                continue
+            results[c].memory = probe(export.path, c.runner, results[c].policy_resolved, c.batch, opt.device,
+                                      opt.threads, opt.seed, opt.params.cfg, opt.params.top_k, opt.params.top_p)
+            log(f"memory {c.label}: peak RSS {results[c].memory.peak_rss_mb:.0f} MB")
+    loads["end"] = load_average()
+    out = list(results.values())
+    summarise(out)
+    return BenchResult(options=opt, export_dir=str(export.path), model=export.description,
+                       is_reference_model=reference_model, num_scales=spec.num_scales, order=order, results=out,
+                       nova_ratios=ratios, quality=quality, seconds=time.perf_counter() - t_start,
+                       load_average=loads)
+
+
+def _policy_text(policy: Policy) -> str:
+    if policy.name == "fixed":
+        return "fixed:" + ",".join(f"{r:g}" for r in policy.config.scale_ratios)
+    return policy.name
