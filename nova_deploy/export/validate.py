@@ -25,7 +25,8 @@ import torch
 
 from nova_deploy.errors import ExportError
 from nova_deploy.export.bf16_emulation import emulate_bf16, round_to_bf16
-from nova_deploy.export.onnx_io import sha256_file
+from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_range, next_input_name
 from nova_deploy.models.var import VAR
 from nova_deploy.models.var_blocks import LayerKeep
@@ -273,7 +274,7 @@ def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Fai
 class OrtGraph:
     """One graph in an ONNX Runtime CPU session; bf16 graphs run emulated (bf16_emulation)."""
 
-    def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int):
+    def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int, weights: Optional[SharedWeights]):
         import onnxruntime as ort
 
         self.g, self.emulate = g, emulate
@@ -290,6 +291,7 @@ class OrtGraph:
                 onnx.save_model(m, str(tmp_path), save_as_external_data=True, location="weights.bin")
                 self.session = ort.InferenceSession(str(tmp_path), so, providers=ORT_PROVIDERS)
         else:
+            weights.add_to(so, path)  # one copy of the weights for all sessions (d16: 10 scale graphs x 1.2 GB)
             self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
 
     def run(self, feeds: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
@@ -368,6 +370,7 @@ def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files
             report.failures.append(Failure(name, "sha256 differs from the manifest (file changed after export)"))
 
     sessions: Dict[str, OrtGraph] = {}
+    weights = SharedWeights(out_dir / WEIGHTS_FILE) if (out_dir / WEIGHTS_FILE).is_file() else None
     for g in tqdm(spec.graphs, desc="validate: load", unit="graph", leave=False, disable=not progress):
         path = out_dir / g.file
         if not path.is_file():
@@ -375,7 +378,9 @@ def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files
             continue
         report.failures += check_structure(path, g, spec.opset)
         try:
-            sessions[g.name] = OrtGraph(path, g, emulate, threads)
+            if weights is None:
+                raise FileNotFoundError(f"{WEIGHTS_FILE} missing")
+            sessions[g.name] = OrtGraph(path, g, emulate, threads, weights)
         except Exception as e:  # ORT raises its own exception types for unloadable graphs
             report.failures.append(Failure(g.name, f"ONNX Runtime cannot load it: {str(e).strip()[:300]}"))
 
