@@ -16,6 +16,15 @@ import sys
 from pathlib import Path
 
 
+def peak_rss_mb() -> float:
+    """VmHWM of this process: Linux carries ru_maxrss across fork+exec, so a child would report its
+    parent's peak if that were higher."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(export_dir: str, prepack: bool, arena: bool, policy: str, batch: int, threads: int) -> dict:
     import torch
 
@@ -24,7 +33,7 @@ def child(export_dir: str, prepack: bool, arena: bool, policy: str, batch: int, 
     from nova_deploy.runtime.pipeline import Pipeline
 
     torch.set_num_threads(threads)
-    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
+    peak = peak_rss_mb
     imported = peak()
     export = ExportDir.open(export_dir)
     backend = OnnxRuntimeBackend(export, "cpu", threads, share_prepacked=not prepack, memory_arena=arena)

@@ -46,10 +46,11 @@ class OnnxRuntimeBackend(Backend):
     writes_outputs_in_place = True
 
     def __init__(self, export, device, threads: Optional[int] = None, share_prepacked: bool = True,
-                 memory_arena: bool = True):
+                 memory_arena: bool = True, spin: bool = False):
         super().__init__(export, device, threads)
         self.share_prepacked = share_prepacked
         self.memory_arena = memory_arena  # False: no per-session CPU arena (less peak RSS; see docs/RUNTIME.md)
+        self.spin = spin  # ORT's default (True) lets idle intra-op workers spin-wait
 
     def activate(self) -> None:
         if self.active:
@@ -68,9 +69,12 @@ class OnnxRuntimeBackend(Backend):
             if not self.memory_arena:
                 so.enable_cpu_mem_arena = False
                 so.enable_mem_pattern = False
-            if self.threads:
-                so.intra_op_num_threads = int(self.threads)
-                so.inter_op_num_threads = 1
+            so.intra_op_num_threads = int(self.threads or torch.get_num_threads())
+            so.inter_op_num_threads = 1
+            # every session owns a thread pool whose workers spin after each run by default: with 16
+            # sessions and torch's own pool (sampling) between graph calls, spinning workers took
+            # the cores from whoever ran next (docs/RUNTIME.md has the measurement)
+            so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
             if self.weights is not None:
                 self.weights.add_to(so, path)
             try:
