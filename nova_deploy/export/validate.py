@@ -282,6 +282,8 @@ class OrtGraph:
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        so.enable_cpu_mem_arena = False  # 22 d16 sessions, each arena keeping its peak, took most of 24 GB
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if emulate:
             # keep every rounding Cast the emulation inserted
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL

@@ -5,8 +5,8 @@ backend maps that file once (read-only) and hands each session OrtValues that vi
 (`SessionOptions.add_initializer`), so the sessions neither read nor copy the weights themselves.
 MLAS pre-packs constant MatMul weights into per-session copies: `share_prepacked=True` (default)
 maps the weights once (export.shared_weights) and disables pre-packing so that one copy remains;
-False loads every session the ordinary way, with pre-packing; `memory_arena=False` drops each
-session's CPU memory arena. docs/RUNTIME.md has what each costs and saves.
+False loads every session the ordinary way, with pre-packing; `memory_arena=True` gives each
+session ORT's default CPU memory arena. docs/RUNTIME.md has what each costs and saves.
 
 I/O: IOBinding binds every input and every output by address, so outputs are written straight
 into the runtime's preallocated buffers (CPU memory, or torch CUDA tensors with the CUDA
@@ -46,10 +46,12 @@ class OnnxRuntimeBackend(Backend):
     writes_outputs_in_place = True
 
     def __init__(self, export, device, threads: Optional[int] = None, share_prepacked: bool = True,
-                 memory_arena: bool = True, spin: bool = False):
+                 memory_arena: bool = False, spin: bool = False):
         super().__init__(export, device, threads)
         self.share_prepacked = share_prepacked
-        self.memory_arena = memory_arena  # False: no per-session CPU arena (less peak RSS; see docs/RUNTIME.md)
+        # an arena per session keeps each session's peak activations for good: 22 d16 sessions at
+        # batch 8 plus the buffers went past 24 GB; without arenas, large blocks go back after each op
+        self.memory_arena = memory_arena
         self.spin = spin  # ORT's default (True) lets idle intra-op workers spin-wait
 
     def activate(self) -> None:
