@@ -26,7 +26,8 @@ class SharedWeights:
     """weights.bin mapped once; an OrtValue viewing each distinct stored tensor."""
 
     def __init__(self, path: Path):
-        self.map = np.memmap(path, dtype=np.uint8, mode="r")
+        # np.memmap refuses an empty file; a graph set without large initializers has one
+        self.map = np.memmap(path, dtype=np.uint8, mode="r") if Path(path).stat().st_size else np.empty(0, np.uint8)
         self._values: Dict[tuple, object] = {}
 
     def value(self, offset: int, length: int, data_type: int, dims: List[int]):
