@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 from nova_deploy.bench.targets import Target, evaluate_targets
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.images import write_json_atomic
+from nova_deploy.images import write_atomic, write_json_atomic, write_text_atomic
 
 
 # ---------------------------------------------------------------- machine
@@ -178,30 +178,14 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
     return "\n".join(L) + "\n"
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InvalidArgument(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 # ---------------------------------------------------------------- plots
 def _save(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
 
 
 def speed_png(result, path: Path) -> None:
@@ -267,7 +251,7 @@ def write_report(result, out_dir, name: str, command: str, note: str = "") -> Di
     paths = {"json": out_dir / f"{name}.json", "markdown": out_dir / f"{name}.md",
              "speed_png": out_dir / f"{name}-speed.png"}
     write_json_atomic(paths["json"], to_json(result, targets, command, mach))
-    _write_text_atomic(paths["markdown"], to_markdown(result, targets, command, mach, name, note))
+    write_text_atomic(paths["markdown"], to_markdown(result, targets, command, mach, name, note))
     speed_png(result, paths["speed_png"])
     if result.quality:
         paths["quality_png"] = out_dir / f"{name}-quality.png"
