@@ -17,14 +17,14 @@ import itertools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
 import torch
 
 from nova_deploy.errors import ExportError
-from nova_deploy.export.bf16_emulation import emulate_bf16, round_to_bf16
+from nova_deploy.export.bf16_emulation import Fp32Weights, emulate_bf16, round_to_bf16
 from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_range, next_input_name
@@ -148,25 +148,34 @@ class GraphRun:
     sizes: Dict[str, int]
 
 
-@torch.no_grad()
-def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Dict[str, GraphRun]:
-    """Inputs and fp32 PyTorch outputs of every graph for one case, from the model's own API."""
+def reference_runs(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Iterator[Tuple[str, GraphRun]]:
+    """(graph name, inputs and fp32 PyTorch outputs) of every graph for one case, in the order the
+    runtime calls them, from the model's own API.
+
+    A generator on purpose: each run is compared and dropped before the next is made, so what
+    stays alive is the model's state between scales (K/V prefixes, the last scale's branches),
+    not every graph's tensors. Holding a whole d16 batch-8 case took 5.7 GB and peaked at 12.5 GB
+    during the reference pass (docs/EXPORT.md, memory)."""
+    with torch.no_grad():
+        yield from _reference_runs(spec, var, vae, case, seed)
+
+
+def _reference_runs(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Iterator[Tuple[str, GraphRun]]:
     gen = torch.Generator().manual_seed(seed)
     quant = vae.quantize
     K, N, B = spec.num_scales, var.depth, case.batch
     Cv, P = spec.vae.z_channels, spec.patch_nums[-1]
-    runs: Dict[str, GraphRun] = {}
     batch_sizes = {"batch": B, "batch2": 2 * B}
 
     labels = torch.randint(0, var.num_classes, (B,), generator=gen)
     cond = var.condition(labels)
     x = var.first_token_map(cond)
-    runs["cond"] = GraphRun({"label_B": labels},
-                            {"ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C, "x_first_BlC": x},
-                            dict(batch_sizes))
+    yield "cond", GraphRun({"label_B": labels},
+                           {"ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C, "x_first_BlC": x},
+                           dict(batch_sizes))
     k_all: List[Optional[torch.Tensor]] = [None] * N
     v_all: List[Optional[torch.Tensor]] = [None] * N
-    prev = None
+    prev_attn = prev_ffn = None  # the previous scale's branch outputs, when this scale is prunable
     f_hat = torch.zeros(B, Cv, P, P)
     for si, pn in enumerate(spec.patch_nums):
         g = spec.scale_graph(si)
@@ -186,23 +195,29 @@ def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int
                 sizes[f"kept_{i}"] = k
                 idx = torch.stack([torch.randperm(l, generator=gen)[:k].sort().values for _ in range(B)]).repeat(2, 1)
                 feeds[f"keep_idx_{i}"] = idx
-                feeds[f"attn_cache_{i}"], feeds[f"ffn_cache_{i}"] = prev.attn_branch[i], prev.ffn_branch[i]
-                keeps.append(LayerKeep(idx, resample_tokens(prev.attn_branch[i], pn_prev, pn, UPSAMPLE_MODE),
-                                       resample_tokens(prev.ffn_branch[i], pn_prev, pn, UPSAMPLE_MODE)))
+                feeds[f"attn_cache_{i}"], feeds[f"ffn_cache_{i}"] = prev_attn[i], prev_ffn[i]
+                keeps.append(LayerKeep(idx, resample_tokens(prev_attn[i], pn_prev, pn, UPSAMPLE_MODE),
+                                       resample_tokens(prev_ffn[i], pn_prev, pn, UPSAMPLE_MODE)))
         else:
             for i in range(N):
                 sizes[f"kept_{i}"] = l
+        prev_attn = prev_ffn = None  # they live on in feeds only as long as this scale's run
         out = var.scale_step(x, cond, k_all, v_all, keeps)
+        del keeps
         expected = {"logits_BlV": out.logits_BlV}
         for i in range(N):
             expected[f"k_new_{i}"], expected[f"v_new_{i}"] = out.k_new[i], out.v_new[i]
-            k_all[i] = out.k_new[i] if k_all[i] is None else torch.cat((k_all[i], out.k_new[i]), dim=2)
-            v_all[i] = out.v_new[i] if v_all[i] is None else torch.cat((v_all[i], out.v_new[i]), dim=2)
         if any(t.role == "branch" for t in g.outputs):  # the next scale is prunable: this scale's caches
             for i in range(N):
                 expected[f"attn_branch_{i}"], expected[f"ffn_branch_{i}"] = out.attn_branch[i], out.ffn_branch[i]
-        runs[g.name] = GraphRun(feeds, expected, sizes)
-        prev = out
+        yield g.name, GraphRun(feeds, expected, sizes)
+        del feeds, expected  # the old prefixes go before the longer ones are made
+        for i in range(N):
+            k_all[i] = out.k_new[i] if k_all[i] is None else torch.cat((k_all[i], out.k_new[i]), dim=2)
+            v_all[i] = out.v_new[i] if v_all[i] is None else torch.cat((v_all[i], out.v_new[i]), dim=2)
+        if si + 1 < K and spec.prune.prunable(si + 1):
+            prev_attn, prev_ffn = out.attn_branch, out.ffn_branch
+        del out
 
         idx_Bl = torch.randint(0, spec.vae.vocab_size, (B, l), generator=gen)
         h = quant.embedding(idx_Bl).transpose(1, 2).reshape(B, Cv, pn, pn)
@@ -210,14 +225,20 @@ def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int
         f_hat, next_map = quant.get_next_autoregressive_input(si, K, f_hat, h)
         if si < K - 1:
             x = var.next_token_map(si + 1, next_map)
-            runs[next_input_name(si)] = GraphRun({"f_hat_BChw": f_in, "h_BChw": h},
-                                                    {"f_hat_next_BChw": f_hat.clone(), "x_next_BlC": x},
-                                                    dict(batch_sizes))
+            yield next_input_name(si), GraphRun({"f_hat_BChw": f_in, "h_BChw": h},
+                                                {"f_hat_next_BChw": f_hat.clone(), "x_next_BlC": x},
+                                                dict(batch_sizes))
         else:
-            runs["final_fhat"] = GraphRun({"f_hat_BChw": f_in, "h_BChw": h}, {"f_hat_next_BChw": f_hat.clone()},
-                                          dict(batch_sizes))
-    runs["decoder"] = GraphRun({"f_hat_BChw": f_hat}, {"img_B3HW": vae.fhat_to_img(f_hat.clone())}, dict(batch_sizes))
-    return runs
+            yield "final_fhat", GraphRun({"f_hat_BChw": f_in, "h_BChw": h}, {"f_hat_next_BChw": f_hat.clone()},
+                                         dict(batch_sizes))
+    del k_all, v_all
+    yield "decoder", GraphRun({"f_hat_BChw": f_hat}, {"img_B3HW": vae.fhat_to_img(f_hat.clone())},
+                              dict(batch_sizes))
+
+
+def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Dict[str, GraphRun]:
+    """Every run of one case at once (tests and small models; validation streams reference_runs)."""
+    return dict(reference_runs(spec, var, vae, case, seed))
 
 
 # ---------------------------------------------------------------------------------- structure
@@ -274,7 +295,9 @@ def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Fai
 class OrtGraph:
     """One graph in an ONNX Runtime CPU session; bf16 graphs run emulated (bf16_emulation)."""
 
-    def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int, weights: Optional[SharedWeights]):
+    def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int, weights: SharedWeights):
+        """path: the graph, or its emulated copy (emulated_copies) when emulate; weights: the
+        weights file that graph references, mapped once for all sessions."""
         import onnxruntime as ort
 
         self.g, self.emulate = g, emulate
@@ -284,17 +307,11 @@ class OrtGraph:
         so.log_severity_level = 3
         so.enable_cpu_mem_arena = False  # 22 d16 sessions, each arena keeping its peak, took most of 24 GB
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if emulate:
-            # keep every rounding Cast the emulation inserted
+        if emulate:  # keep every rounding Cast the emulation inserted
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            with tempfile.TemporaryDirectory(prefix="nova-bf16-") as tmp:
-                m = emulate_bf16(onnx.load(str(path)))
-                tmp_path = Path(tmp) / path.name
-                onnx.save_model(m, str(tmp_path), save_as_external_data=True, location="weights.bin")
-                self.session = ort.InferenceSession(str(tmp_path), so, providers=ORT_PROVIDERS)
-        else:
-            weights.add_to(so, path)  # one copy of the weights for all sessions (d16: 10 scale graphs x 1.2 GB)
-            self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
+        weights.add_to(so, path)  # one copy of the weights for all sessions (d16: 10 scale graphs x 1.2 GB)
+        self.weights = weights  # the session reads the OrtValues it was given: they must outlive it
+        self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
 
     def run(self, feeds: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
         arrays = {t.name: self._to_numpy(feeds[t.name], t.dtype) for t in self.g.inputs}
@@ -309,6 +326,21 @@ class OrtGraph:
         return x.to(dtype=getattr(torch, dtype)).numpy()
 
 
+def emulated_copies(out_dir: Path, graphs: Sequence[GraphSpec], work_dir: Path) -> Dict[str, Path]:
+    """bf16-emulating copies of the graphs in work_dir, all referencing one fp32 weights file there
+    (written once, so that sessions share it as they share the export's weights.bin)."""
+    store = Fp32Weights(out_dir / WEIGHTS_FILE, work_dir / WEIGHTS_FILE)
+    copies: Dict[str, Path] = {}
+    try:
+        for g in graphs:
+            m = emulate_bf16(onnx.load(str(out_dir / g.file), load_external_data=False), store.relocate)
+            copies[g.name] = work_dir / g.file
+            onnx.save_model(m, str(copies[g.name]))  # weights stay in the shared file
+    finally:
+        store.close()
+    return copies
+
+
 def compare_outputs(g: GraphSpec, case: Case, got: Dict[str, np.ndarray], run: GraphRun, precision: str,
                     errors: Dict[str, OutputError]) -> List[Failure]:
     from polygraphy.comparator import SimpleCompareFunc
@@ -320,7 +352,7 @@ def compare_outputs(g: GraphSpec, case: Case, got: Dict[str, np.ndarray], run: G
     ours, ref = {}, {}
     for t in g.outputs:
         want_shape = g.shape_at(t, run.sizes)
-        a = got[t.name].astype(np.float32)
+        a = np.asarray(got[t.name], dtype=np.float32)  # no copy when already fp32
         b = run.expected[t.name].detach().float().numpy()
         if a.shape != want_shape or b.shape != want_shape:
             fails.append(Failure(g.name, f"output {t.name}: shape {a.shape} (ONNX Runtime) / {b.shape} (PyTorch) "
@@ -356,8 +388,6 @@ def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files
     """Every check on the graphs in out_dir; never raises for a mismatch, returns them all.
 
     var, vae: the fp32 models the export came from. files: expected sha256 per file name."""
-    from tqdm import tqdm
-
     out_dir = Path(out_dir)
     emulate = spec.precision == "bf16"
     report = ValidationReport(precision=spec.precision, cases=validation_cases(spec),
@@ -371,35 +401,65 @@ def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files
         elif sha256_file(path) != digest:
             report.failures.append(Failure(name, "sha256 differs from the manifest (file changed after export)"))
 
+    with tempfile.TemporaryDirectory(prefix="nova-validate-") as work:
+        sessions = _load_sessions(out_dir, spec, report, threads, Path(work) if emulate else None, progress)
+        _run_cases(spec, var, vae, sessions, report, progress)
+    return report
+
+
+def _load_sessions(out_dir: Path, spec: ExportSpec, report: ValidationReport, threads: int,
+                   emulate_dir: Optional[Path], progress: bool) -> Dict[str, OrtGraph]:
+    """Structure checks and an ONNX Runtime session per graph; failures go to the report."""
+    from tqdm import tqdm
+
     sessions: Dict[str, OrtGraph] = {}
-    weights = SharedWeights(out_dir / WEIGHTS_FILE) if (out_dir / WEIGHTS_FILE).is_file() else None
-    for g in tqdm(spec.graphs, desc="validate: load", unit="graph", leave=False, disable=not progress):
+    present = []
+    for g in spec.graphs:
         path = out_dir / g.file
         if not path.is_file():
             report.failures.append(Failure(g.name, f"{g.file} missing"))
             continue
         report.failures += check_structure(path, g, spec.opset)
+        present.append(g)
+    if not (out_dir / WEIGHTS_FILE).is_file():
+        report.failures += [Failure(g.name, f"ONNX Runtime cannot load it: {WEIGHTS_FILE} missing") for g in present]
+        return sessions
+    paths = {g.name: out_dir / g.file for g in present}
+    weights_dir = out_dir
+    if emulate_dir is not None:
         try:
-            if weights is None:
-                raise FileNotFoundError(f"{WEIGHTS_FILE} missing")
-            sessions[g.name] = OrtGraph(path, g, emulate, threads, weights)
+            paths = emulated_copies(out_dir, present, emulate_dir)
+        except Exception as e:  # a graph onnx cannot load or an initializer outside weights.bin
+            report.failures.append(Failure("bf16 emulation", f"cannot build the emulated graphs: {str(e).strip()[:300]}"))
+            return sessions
+        weights_dir = emulate_dir
+    weights = SharedWeights(weights_dir / WEIGHTS_FILE)
+    for g in tqdm(present, desc="validate: load", unit="graph", leave=False, disable=not progress):
+        try:
+            sessions[g.name] = OrtGraph(paths[g.name], g, emulate_dir is not None, threads, weights)
         except Exception as e:  # ORT raises its own exception types for unloadable graphs
             report.failures.append(Failure(g.name, f"ONNX Runtime cannot load it: {str(e).strip()[:300]}"))
+    return sessions
+
+
+def _run_cases(spec: ExportSpec, var: VAR, vae: VQVAE, sessions: Dict[str, OrtGraph], report: ValidationReport,
+               progress: bool) -> None:
+    """Every case through every loaded graph, compared with the reference as it is made."""
+    from tqdm import tqdm
 
     total = len(report.cases) * len(sessions)
     with tqdm(total=total, desc="validate: run", unit="graph", leave=False, disable=not progress) as bar:
         for n, case in enumerate(report.cases):
-            runs = reference_pass(spec, var, vae, case, seed=n)
-            for g in spec.graphs:
-                if g.name not in sessions:
-                    continue
-                run = runs[g.name]
-                try:
-                    got = sessions[g.name].run(run.feeds)
-                except Exception as e:
-                    report.failures.append(Failure(g.name, f"ONNX Runtime failed: {str(e).strip()[:300]}", str(case)))
-                else:
-                    errs = report.errors.setdefault(g.name, {})
-                    report.failures += compare_outputs(g, case, got, run, spec.precision, errs)
-                bar.update(1)
-    return report
+            for name, run in reference_runs(spec, var, vae, case, seed=n):
+                if name in sessions:
+                    g = sessions[name].g
+                    try:
+                        got = sessions[name].run(run.feeds)
+                    except Exception as e:
+                        report.failures.append(Failure(name, f"ONNX Runtime failed: {str(e).strip()[:300]}", str(case)))
+                    else:
+                        errs = report.errors.setdefault(name, {})
+                        report.failures += compare_outputs(g, case, got, run, spec.precision, errs)
+                        del got
+                    bar.update(1)
+                del run  # before the generator makes the next one
