@@ -11,7 +11,7 @@ min..max range and equal wherever it appears) before any backend sees it, derive
 shape from the input dims, and writes outputs into the tensors given in `out` (preallocated
 buffers: the KV and residual caches) or into tensors it allocates. Whether an output is written
 in place by the library (ONNX Runtime IOBinding, TensorRT tensor addresses) or copied after the
-call is the backend's business: `writes_outputs_in_place` says which.
+call is the backend's business.
 
 Backends are one file each under nova_deploy.runtime.backends and imported only when asked for,
 so that the runtime itself never imports onnxruntime or tensorrt.
@@ -31,7 +31,6 @@ class Backend(ABC):
     """Runs the graphs of one export directory on one device."""
 
     name: str = ""
-    writes_outputs_in_place: bool = False  # outputs land in `out` buffers without a copy
 
     def __init__(self, export, device: torch.device, threads: Optional[int] = None):
         self.export = export  # nova_deploy.runtime.export_dir.ExportDir

@@ -10,7 +10,7 @@ a scale's K/V to that layout moves every head's block, so each layer keeps two p
 each scale writes cat(prefix, new) from one into the other: one copy of the prefix per scale,
 the same traffic as the concatenation inside the graph, and no allocation.
 """
-from typing import Dict, List, Tuple
+from typing import Tuple
 
 import torch
 
@@ -92,19 +92,6 @@ class GenerationBuffers:
         self.image = torch.empty((batch, 3, spec.vae.image_size, spec.vae.image_size), dtype=torch.float32,
                                  device=device)
         self.positions = torch.arange(l_max, device=device)
-
-    def nbytes(self) -> int:
-        seen: Dict[int, int] = {}
-        for t in self._tensors():
-            seen[t.data_ptr()] = t.numel() * t.element_size()
-        return sum(seen.values())
-
-    def _tensors(self) -> List[torch.Tensor]:
-        out = self.k_new + self.v_new + self.keep_idx + [self.logits, self.ada, self.head_ada, self.image,
-                                                         self.positions]
-        for pp in self.kv.k + self.kv.v + self.attn_branch + self.ffn_branch + [self.tokens, self.f_hat]:
-            out += list(pp.flats)
-        return out
 
 
 def view(flat: torch.Tensor, shape) -> torch.Tensor:

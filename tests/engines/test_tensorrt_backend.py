@@ -22,7 +22,7 @@ def export_of(path):
 
 
 def test_registry_imports_the_backend_without_tensorrt():
-    assert backend_class("tensorrt") is TensorRTBackend and TensorRTBackend.writes_outputs_in_place
+    assert backend_class("tensorrt") is TensorRTBackend
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")

@@ -43,7 +43,6 @@ def _providers(device: torch.device) -> list:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    writes_outputs_in_place = True
 
     def __init__(self, export, device, threads: Optional[int] = None, share_prepacked: bool = True,
                  memory_arena: bool = False, spin: bool = False):

@@ -68,7 +68,6 @@ def check_sidecar(export, g: GraphSpec, sidecar: Optional[dict], library: Librar
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
-    writes_outputs_in_place = True  # tensor addresses are the caller's buffers
 
     def __init__(self, export, device="cuda", threads: Optional[int] = None, engines_dir=None,
                  cuda_graphs: bool = True):

@@ -35,7 +35,6 @@ def load_source_models(export, device: torch.device):
 
 class TorchBackend(Backend):
     name = "torch"
-    writes_outputs_in_place = False  # eager modules return new tensors; copied into `out`
 
     def activate(self) -> None:
         if self.active:
