@@ -51,7 +51,8 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     for role, e in m["validation"]["worst_by_role"].items():
         click.echo(f"  worst {role:7s} error {e['max_abs']:.3g} ({e['rel_to_peak']:.2g} of peak) "
                    f"in {e['graph']}.{e['output']}")
-    click.echo(f"  {result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MB")
+    traced = "" if result.trace_peak_rss_mb is None else f" ({result.trace_peak_rss_mb:.0f} MB until tracing ended)"
+    click.echo(f"  {result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MB{traced}")
 
 
 @cli.command("validate")

@@ -45,6 +45,7 @@ class ExportResult:
     seconds: float
     peak_rss_mb: float
     reused: bool = False  # --out already held this very export (same model, options, version, files)
+    trace_peak_rss_mb: Optional[float] = None  # the peak up to the end of tracing; later, validation's
 
 
 def configs_of(var: VAR, vae: VQVAE) -> Tuple[VARConfig, VQVAEConfig]:
@@ -142,8 +143,7 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
     if not force:
         existing = up_to_date_export(out, fingerprint, spec)
         if existing is not None:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            return ExportResult(out, existing, None, time.perf_counter() - t0, peak, reused=True)
+            return ExportResult(out, existing, None, time.perf_counter() - t0, _peak_rss_mb(), reused=True)
     threads = threads or torch.get_num_threads()
 
     tmp = _temp_dir(out)
@@ -162,6 +162,7 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
         finally:
             writer.close()
         del lp
+        trace_peak = _peak_rss_mb()
         np.save(tmp / CODEBOOK, vae.quantize.embedding.weight.detach().float().cpu().numpy())
 
         report = validate_export(tmp, spec, var, vae, threads=threads, progress=progress)
@@ -181,9 +182,11 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return ExportResult(out, manifest, report, seconds, peak)
+    return ExportResult(out, manifest, report, time.perf_counter() - t0, _peak_rss_mb(), trace_peak_rss_mb=trace_peak)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def weights_summary(spec: ExportSpec, var: VAR, vae: VQVAE, writer: GraphWriter, files: dict) -> dict:
