@@ -150,59 +150,23 @@ class Pipeline:
         bufs.f_hat.at(0, (B, Cv, P, P)).zero_()
         tokens: List[torch.Tensor] = []
         for si, pn in enumerate(patch_nums):
-            l = pn * pn
             g = spec.scale_graph(si)
-            x_BlC = bufs.tokens.at(si, (R, l, C))
-            plan = decider.plan(si, x_BlC)
-            feeds = {"x_BlC": x_BlC, "ada_NB6C": bufs.ada, "head_ada_B2C": bufs.head_ada}
-            if si > 0:
-                for i in range(N):
-                    feeds[f"k_prefix_{i}"], feeds[f"v_prefix_{i}"] = bufs.kv.prefix(i)
-            kept = [l] * N
-            if spec.prune.prunable(si):
-                l_prev = patch_nums[si - 1] ** 2
-                for i in range(N):
-                    idx = None if plan is None else plan.idx_N[i]
-                    kept[i] = l if idx is None else idx.shape[1]
-                    keep = view(bufs.keep_idx[i], (R, kept[i]))
-                    if idx is None:
-                        keep.copy_(bufs.positions[:l].expand(R, l))
-                    else:  # CFG rows reuse their sample's kept positions
-                        keep[:B].copy_(idx)
-                        keep[B:].copy_(idx)
-                    feeds[f"keep_idx_{i}"] = keep
-                    feeds[f"attn_cache_{i}"] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
-                    feeds[f"ffn_cache_{i}"] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
-            elif plan is not None:
-                raise InvalidArgument(f"policy {policy.name} pruned scale {si}, which this export cannot prune "
-                                      f"(prunable from scale {spec.prune.first_scale})")
-            out = {"logits_BlV": view(bufs.logits, (R, l, spec.vae.vocab_size))}
-            H, c = v.num_heads, C // v.num_heads
-            for i in range(N):
-                out[f"k_new_{i}"] = view(bufs.k_new[i], (R, H, kept[i], c))
-                out[f"v_new_{i}"] = view(bufs.v_new[i], (R, H, kept[i], c))
-            emits_branches = any(t.role == "branch" for t in g.outputs)
-            if emits_branches:
-                for i in range(N):
-                    out[f"attn_branch_{i}"] = bufs.attn_branch[i].at(si, (R, l, C))
-                    out[f"ffn_branch_{i}"] = bufs.ffn_branch[i].at(si, (R, l, C))
+            x_BlC = bufs.tokens.at(si, (R, pn * pn, C))
+            feeds, kept = self._scale_feeds(bufs, si, x_BlC, decider.plan(si, x_BlC), policy)
+            out = self._scale_outputs(bufs, g, kept)
             self._infer(timing, g.name, feeds, out)
             for i in range(N):
                 bufs.kv.append(i, out[f"k_new_{i}"], out[f"v_new_{i}"])
 
             logits_BlV = combine_cfg(out["logits_BlV"], guidance_at(si, K, params.cfg))
             if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
+                emits_branches = "attn_branch_0" in out
                 attn = [out[f"attn_branch_{i}"] for i in range(N)] if emits_branches else None
                 ffn = [out[f"ffn_branch_{i}"] for i in range(N)] if emits_branches else None
                 decider.observe(si, logits_BlV, attn, ffn)
             idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
             tokens.append(idx_Bl)
-            if params.more_smooth:
-                soft = gumbel_softmax_with_rng(logits_BlV.mul(1 + si / (K - 1)), tau=smooth_temperature(si, K), rng=rng)
-                h_BlC = soft @ self.codebook_VC.unsqueeze(0)
-            else:
-                h_BlC = self.codebook_VC[idx_Bl]
-            h_BChw = h_BlC.transpose(1, 2).reshape(B, Cv, pn, pn).contiguous()
+            h_BChw = self._embed(si, idx_Bl, logits_BlV, params, rng).transpose(1, 2).reshape(B, Cv, pn, pn).contiguous()
             f_hat = bufs.f_hat.at(si, (B, Cv, P, P))
             f_next = bufs.f_hat.at(si + 1, (B, Cv, P, P))
             if si < K - 1:
@@ -217,3 +181,55 @@ class Pipeline:
         trace = build_trace(decider.trace(), policy, patch_nums, N, C) if want_trace else None
         timing.total_s = time.perf_counter() - t_start
         return RuntimeResult(images=images, tokens=tokens, trace=trace, timing=timing)
+
+    def _scale_feeds(self, bufs: GenerationBuffers, si: int, x_BlC: torch.Tensor, plan, policy: Policy):
+        """Inputs of scale si's graph in the call's buffers, and the tokens each layer keeps."""
+        spec, N = self.spec, self.spec.var.depth
+        R, l, C = x_BlC.shape
+        feeds = {"x_BlC": x_BlC, "ada_NB6C": bufs.ada, "head_ada_B2C": bufs.head_ada}
+        if si > 0:
+            for i in range(N):
+                feeds[f"k_prefix_{i}"], feeds[f"v_prefix_{i}"] = bufs.kv.prefix(i)
+        kept = [l] * N
+        if not spec.prune.prunable(si):
+            if plan is not None:
+                raise InvalidArgument(f"policy {policy.name} pruned scale {si}, which this export cannot prune "
+                                      f"(prunable from scale {spec.prune.first_scale})")
+            return feeds, kept
+        B, l_prev = bufs.batch, spec.patch_nums[si - 1] ** 2
+        for i in range(N):
+            idx = None if plan is None else plan.idx_N[i]
+            kept[i] = l if idx is None else idx.shape[1]
+            keep = view(bufs.keep_idx[i], (R, kept[i]))
+            if idx is None:
+                keep.copy_(bufs.positions[:l].expand(R, l))
+            else:  # CFG rows reuse their sample's kept positions
+                keep[:B].copy_(idx)
+                keep[B:].copy_(idx)
+            feeds[f"keep_idx_{i}"] = keep
+            feeds[f"attn_cache_{i}"] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
+            feeds[f"ffn_cache_{i}"] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
+        return feeds, kept
+
+    def _scale_outputs(self, bufs: GenerationBuffers, g, kept: List[int]) -> Dict[str, torch.Tensor]:
+        """Buffers scale g.si's graph writes: logits, new K/V of the kept tokens, the branches."""
+        v = self.spec.var
+        R, C, H = bufs.rows, v.embed_dim, v.num_heads
+        l = self.spec.patch_nums[g.si] ** 2
+        out = {"logits_BlV": view(bufs.logits, (R, l, self.spec.vae.vocab_size))}
+        for i in range(v.depth):
+            out[f"k_new_{i}"] = view(bufs.k_new[i], (R, H, kept[i], C // H))
+            out[f"v_new_{i}"] = view(bufs.v_new[i], (R, H, kept[i], C // H))
+        if any(t.role == "branch" for t in g.outputs):  # the next scale is prunable: its caches
+            for i in range(v.depth):
+                out[f"attn_branch_{i}"] = bufs.attn_branch[i].at(g.si, (R, l, C))
+                out[f"ffn_branch_{i}"] = bufs.ffn_branch[i].at(g.si, (R, l, C))
+        return out
+
+    def _embed(self, si: int, idx_Bl: torch.Tensor, logits_BlV: torch.Tensor, params: SamplingParams, rng):
+        """The sampled tokens' codebook vectors (B, l, Cv); with more_smooth, the Gumbel-softmax mix."""
+        if not params.more_smooth:
+            return self.codebook_VC[idx_Bl]
+        K = self.spec.num_scales
+        soft = gumbel_softmax_with_rng(logits_BlV.mul(1 + si / (K - 1)), tau=smooth_temperature(si, K), rng=rng)
+        return soft @ self.codebook_VC.unsqueeze(0)
