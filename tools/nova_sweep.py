@@ -3,6 +3,13 @@ reference model, measured in one run (dense reference generated once, interleavi
 
     python tools/nova_sweep.py --samples 1000 --out docs/nova_sweep
 writes sweep.json and sweep.png (quality vs FLOP reduction) under --out.
+
+Rows: dense at --dense-seeds seed sets (their spread is the noise of dense that the default-config
+rule needs), NOVA at four budgets, NOVA with FastVAR's token ranking ("nova-dist", the ablation
+that separates NOVA's schedule from its ranking), FastVAR at four budgets. `default_choice` in
+sweep.json applies the issue's rule: the NOVA config with the largest FLOP reduction whose FID_feat
+is within the dense spread of dense and whose accuracy is at most 1 point (or the dense spread,
+if larger) below dense.
 """
 import argparse
 import json
@@ -19,13 +26,41 @@ from nova_deploy.nova.policy import Policy
 from nova_deploy.sampling import SamplingParams
 
 
-def configs(K: int):
-    out = [("dense", Policy("none"))]
-    for base, growth, r_max in ((0.2, 0.1, 0.5), (0.3, 0.1, 0.75), (0.45, 0.15, 0.85), (0.6, 0.15, 0.9)):
-        out.append((f"nova b{base}", Policy("nova", NovaConfig(base_ratio=base, growth_per_scale=growth, r_max=r_max))))
+DENSE_SEED_STEP = 1_000_000  # seed sets far apart: no sample is shared between them
+
+
+def configs(K: int, dense_seeds: int = 1):
+    """(name, policy, seed) per row; every non-dense row uses seed 0, like the first dense row."""
+    out = [("dense" if n == 0 else f"dense s{n}", Policy("none"), n * DENSE_SEED_STEP) for n in range(dense_seeds)]
+    nova = {0.2: (0.1, 0.5), 0.3: (0.1, 0.75), 0.45: (0.15, 0.85), 0.6: (0.15, 0.9)}
+    for base, (growth, r_max) in nova.items():
+        out.append((f"nova b{base}", Policy("nova", NovaConfig(base_ratio=base, growth_per_scale=growth, r_max=r_max)), 0))
+    for base in (0.3, 0.45):
+        growth, r_max = nova[base]
+        out.append((f"nova-dist b{base}", Policy("nova", NovaConfig(base_ratio=base, growth_per_scale=growth,
+                                                                     r_max=r_max, importance="distance")), 0))
     for r in ((0.25, 0.35), (0.4, 0.5), (0.55, 0.65), (0.7, 0.8)):
-        out.append((f"fastvar {r[0]}/{r[1]}", Policy("fastvar", FastVARConfig(start_scale=-2, ratios=r))))
+        out.append((f"fastvar {r[0]}/{r[1]}", Policy("fastvar", FastVARConfig(start_scale=-2, ratios=r)), 0))
     return out
+
+
+def choose_default(rows) -> dict:
+    """The issue-4 rule on the measured rows (needs >= 2 dense seed sets for the noise of dense)."""
+    dense = [r for r in rows if r["name"].startswith("dense")]
+    if len(dense) < 2 or dense[0]["name"] != "dense":
+        return {"chosen": None, "why": "needs the seed-0 dense row and at least one more dense seed set"}
+    fid_noise = max(r["fid_feat"] for r in dense) - min(r["fid_feat"] for r in dense)
+    acc_noise = max(r["classifier_accuracy"] for r in dense) - min(r["classifier_accuracy"] for r in dense)
+    ref = dense[0]
+    fid_limit = ref["fid_feat"] + fid_noise
+    acc_limit = ref["classifier_accuracy"] - max(0.01, acc_noise)
+    ok = [r for r in rows if r["name"].startswith("nova b")
+          and r["fid_feat"] <= fid_limit and r["classifier_accuracy"] >= acc_limit]
+    best = max(ok, key=lambda r: r["flop_reduction"], default=None)
+    return {"chosen": best["name"] if best else None, "flop_reduction": best["flop_reduction"] if best else None,
+            "dense_fid_spread": fid_noise, "dense_accuracy_spread": acc_noise, "fid_limit": fid_limit,
+            "accuracy_limit": acc_limit, "dense_seed_sets": len(dense),
+            "within": [r["name"] for r in ok]}
 
 
 def plot(rows, path: Path):
@@ -35,7 +70,7 @@ def plot(rows, path: Path):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for family, marker in (("nova", "o"), ("fastvar", "s"), ("dense", "*")):
+    for family, marker in (("nova b", "o"), ("nova-dist", "^"), ("fastvar", "s"), ("dense", "*")):
         sel = [r for r in rows if r["name"].startswith(family)]
         if not sel:
             continue
@@ -63,20 +98,21 @@ def main():
     ap.add_argument("--cfg", type=float, default=1.5)
     ap.add_argument("--out", default="docs/nova_sweep")
     ap.add_argument("--only", default=None, help="comma-separated prefixes of config names to run")
+    ap.add_argument("--dense-seeds", type=int, default=3, help="dense rows at this many disjoint seed sets")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     src = resolve_models(None, None, None)
     params = SamplingParams(cfg=args.cfg)
     dense_cache, rows = {}, []
-    chosen = configs(len(src.var.patch_nums))
+    chosen = configs(len(src.var.patch_nums), args.dense_seeds)
     if args.only:
         chosen = [c for c in chosen if any(c[0].startswith(p) for p in args.only.split(","))]
-    for name, policy in chosen:
+    for name, policy, seed in chosen:
         t0 = time.perf_counter()
         rep = evaluate(src.var, src.vae, policy, n_samples=args.samples, batch=args.batch, params=params,
-                       dense_cache=dense_cache)
-        row = {"name": name, **rep.to_dict(), "wall_s": round(time.perf_counter() - t0, 1)}
+                       seed=seed, dense_cache=dense_cache)
+        row = {"name": name, "seed": seed, **rep.to_dict(), "wall_s": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("name", "flop_reduction", "classifier_accuracy", "fid_feat",
                                                "fid_feat_real_vs_real", "psnr_vs_dense", "seconds_per_image")}),
@@ -89,7 +125,9 @@ def main():
     meta = {"command": "python tools/nova_sweep.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v),
             "machine": f"{os.cpu_count()} CPU cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
             "model": src.description}
-    (out / "sweep.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    choice = choose_default(rows)
+    print(json.dumps({"default_choice": choice}), flush=True)
+    (out / "sweep.json").write_text(json.dumps({"meta": meta, "rows": rows, "default_choice": choice}, indent=1))
     plot(rows, out / "sweep.png")
 
 

@@ -8,10 +8,12 @@ count from the end, as in Python indexing.
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Literal, Optional, Tuple
 
 from nova_deploy.errors import InvalidArgument, require
 from nova_deploy.resample import ResampleMode, check_mode
+
+IMPORTANCES = ("entropy", "distance")  # NovaConfig.importance
 
 
 def check_ratio(name: str, value) -> None:
@@ -60,9 +62,15 @@ class NovaConfig:
     protect_first_layers: int = 0
     # How prior-scale importance maps and residual caches are upsampled to the current grid.
     upsample_mode: ResampleMode = "bicubic"
+    # Which tokens a layer keeps: "entropy" = the highest prior-scale token entropy (NOVA);
+    # "distance" = FastVAR's ranking (farthest from the mean input token), kept for the ablation
+    # that separates NOVA's schedule from its token ranking (docs/NOVA.md).
+    importance: Literal["entropy", "distance"] = "entropy"
 
     def __post_init__(self):
         _check_int("min_activation_scale", self.min_activation_scale, low=0)
+        require(self.importance in IMPORTANCES,
+                f"importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
         _check_int("fallback_activation_scale", self.fallback_activation_scale)
         check_ratio("base_ratio", self.base_ratio)
         check_ratio("r_max", self.r_max)

@@ -74,13 +74,16 @@ class Decider:
                 "kept_SN": [r.kept_N for r in self.records],
                 "scale_ratio_SB": [r.ratio_B for r in self.records]}
 
-    def _entropy_plan(self, si: int, kept_BN: List[List[int]], ratio_B: List[float], mode: str) -> Optional[ScalePlan]:
-        """Turn per-sample kept counts into a batch plan that keeps the highest prior-scale entropy tokens."""
+    def _entropy_plan(self, si: int, kept_BN: List[List[int]], ratio_B: List[float], mode: str,
+                      imp_Bl: Optional[torch.Tensor] = None) -> Optional[ScalePlan]:
+        """Turn per-sample kept counts into a batch plan that keeps the most important tokens:
+        by default those of highest prior-scale entropy."""
         n = self.patch_nums[si] ** 2
         kept_N = batch_kept_counts(kept_BN)
         if all(k == n for k in kept_N):
             return None
-        imp_Bl = importance_from_entropy(self._H_prev_Bl, self.patch_nums[si - 1], self.patch_nums[si], mode)
+        if imp_Bl is None:
+            imp_Bl = importance_from_entropy(self._H_prev_Bl, self.patch_nums[si - 1], self.patch_nums[si], mode)
         idx_N = nested_kept(imp_Bl, kept_N)
         return ScalePlan(kept_N=kept_N, idx_N=[None if k == n else idx for k, idx in zip(kept_N, idx_N)],
                          ratio_B=ratio_B)
@@ -108,7 +111,8 @@ class NovaDecider(Decider):
         ratio_B = scale_ratio_B(si, self.tracker.activation_B, self.tracker.entropy_growth(si), self.cfg)
         n = self.patch_nums[si] ** 2
         kept_BN = [kept_counts(n, layer_ratios(float(r), self.layer_stat_BN[b], self.cfg)) for b, r in enumerate(ratio_B)]
-        return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode)
+        imp_Bl = fastvar_importance(x_BlC[:self.batch]) if self.cfg.importance == "distance" else None
+        return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode, imp_Bl)
 
     def _observe_more(self, si, H_Bl, attn_branch, ffn_branch):
         self.tracker.observe(si, scale_entropy(H_Bl))

@@ -76,3 +76,37 @@ def test_bad_policy_text(text, message):
 def test_fixed_ratio_vector_of_wrong_length_is_rejected(small):
     with pytest.raises(InvalidArgument, match="7"):
         generate(small, 1, torch.tensor([0]), policy=parse_policy("fixed:0,0.1,0.2"))
+
+
+@pytest.mark.parametrize("importance", ["entropy", "distance"])
+def test_nova_importance_chooses_which_tokens_not_how_many(importance):
+    """importance="distance" (the ablation) keeps FastVAR's farthest-from-mean tokens under NOVA's
+    own schedule: the same kept counts, other positions."""
+    from nova_deploy.nova.selection import fastvar_importance, importance_from_entropy, nested_kept
+
+    torch.manual_seed(0)
+    patch_nums, depth, B, C, V = (1, 2, 3, 4), 3, 2, 8, 16
+    cfg = NovaConfig(min_activation_scale=2, fallback_activation_scale=2, importance=importance)
+    plans = {}
+    for imp in ("entropy", importance):
+        torch.manual_seed(0)
+        decider = Policy("nova", NovaConfig(**{**cfg.__dict__, "importance": imp})).begin(B, patch_nums, depth)
+        for si in range(2):
+            l = patch_nums[si] ** 2
+            assert decider.plan(si, torch.randn(2 * B, l, C)) is None
+            branches = [torch.randn(2 * B, l, C) for _ in range(depth)]
+            decider.observe(si, torch.randn(B, l, V), branches, branches)
+        x = torch.randn(2 * B, 9, C)
+        plans[imp] = (decider.plan(2, x), x, decider._H_prev_Bl)
+    plan, x, H_prev = plans[importance]
+    assert plan.kept_N == plans["entropy"][0].kept_N and min(plan.kept_N) < 9
+    imp_Bl = fastvar_importance(x[:B]) if importance == "distance" else importance_from_entropy(H_prev, 2, 3, "bicubic")
+    for got, want in zip(plan.idx_N, nested_kept(imp_Bl, plan.kept_N)):
+        assert got is None or torch.equal(got, want)
+    if importance == "distance":
+        assert any(not torch.equal(a, b) for a, b in zip(plan.idx_N, plans["entropy"][0].idx_N) if a is not None)
+
+
+def test_nova_importance_must_be_known():
+    with pytest.raises(InvalidArgument, match="importance must be one of entropy, distance"):
+        NovaConfig(importance="random")
