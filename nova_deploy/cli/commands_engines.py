@@ -21,9 +21,12 @@ def _mb(n: int) -> str:
 @click.option("--timing-cache", type=click.Path(dir_okay=False), default=None,
               help="TensorRT timing cache file, read and updated (a no-op for TensorRT-RTX).")
 @click.option("--opt-level", type=int, default=3, show_default=True, help="Builder optimization level, 0..5.")
+@click.option("--weights", type=click.Choice(["shared", "embedded"]), default="shared", show_default=True,
+              help="shared: weights several graphs use become engine inputs, held once on the GPU and bound "
+                   "by every engine; embedded: each plan holds its own copy (docs/ENGINES.md).")
 @click.option("--graph", "graphs", multiple=True, metavar="NAME",
               help="Build only this graph (repeatable). Default: every graph of the export.")
-def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, graphs):
+def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, weights, graphs):
     """Build one TensorRT engine per graph of EXPORT_DIR into EXPORT_DIR/engines/<library>-<target>/,
     reusing every plan whose cache key (graph and weights hashes, library, target, profile, options)
     is unchanged."""
@@ -41,7 +44,7 @@ def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache
                                  "or use NVIDIA's TensorRT container (docker/)")
     lib = load_library(name)
     targets = parse_targets(lib, capabilities)
-    options = BuildOptions(opt_level=opt_level, max_batch=max_batch,
+    options = BuildOptions(opt_level=opt_level, max_batch=max_batch, weights=weights,
                            timing_cache=Path(timing_cache) if timing_cache else None)
     results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True)
     built = [r for r in results if r.built]

@@ -17,6 +17,7 @@ from nova_deploy.engines.library import Library
 from nova_deploy.engines.profiles import check_max_batch, narrow_to_batch, profile_to_json
 from nova_deploy.engines.store import PLAN_SUFFIX, engines_dir, plan_problem, read_sidecar, write_atomic, write_plan
 from nova_deploy.engines.targets import Target
+from nova_deploy.engines.weight_inputs import lift_weights, shared_weight_keys, weight_profile
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.manifest import MANIFEST, read_manifest, spec_from_manifest
 from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
@@ -77,6 +78,9 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
     weights_sha = verified_sha256(export_path, manifest, WEIGHTS_FILE)
     onnx_sha = {g.name: verified_sha256(export_path, manifest, g.file) for g in chosen}
     cache_blob = _read_timing_cache(options.timing_cache)
+    shared = set()
+    if options.weights == "shared":  # over every graph present, so a --graph subset lifts the same tensors
+        shared = shared_weight_keys(export_path / g.file for g in spec.graphs if (export_path / g.file).is_file())
 
     results = []
     jobs = [(t, g) for t in targets for g in chosen]
@@ -86,21 +90,23 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
         out_dir = engines_dir(export_path, library.name, target.name)
         out_dir.mkdir(parents=True, exist_ok=True)
         plan = out_dir / f"{g.name}{PLAN_SUFFIX}"
-        profile = narrow_to_batch(g, max_batch).profile()
+        model, lifted = lift_weights(export_path / g.file, shared) if shared else (None, [])
+        profile = {**narrow_to_batch(g, max_batch).profile(), **weight_profile(lifted)}
         fields = key_fields(onnx_sha[g.name], weights_sha, library.name, library.version, target, profile,
-                            options.hashed(max_batch))
+                            options.hashed(max_batch, [w.name for w in lifted]))
         reason = plan_problem(plan, read_sidecar(plan), fields)
         if reason is None:
             results.append(EngineResult(g.name, target.name, plan, False, 0.0, plan.stat().st_size, "cached"))
             continue
         built = build_plan(library, export_path / g.file, profile, target, options.opt_level, cache_blob,
-                           what=f"{g.name}")
+                           what=f"{g.name}", model=model)
         if built.timing_cache is not None:
             cache_blob = built.timing_cache
         write_plan(plan, built.data, {
             "key": engine_key(fields), "fields": fields, "graph": g.name, "onnx": g.file,
             "export": {"fingerprint": manifest["model"]["fingerprint"], "description": manifest["model"].get("description")},
             "profile": profile_to_json(profile), "network": built.network,
+            "weight_inputs": [w.to_json() for w in lifted],
             "build_seconds": round(built.seconds, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         results.append(EngineResult(g.name, target.name, plan, True, built.seconds, len(built.data), reason))
     if options.timing_cache is not None and cache_blob:

@@ -57,14 +57,17 @@ def network_summary(network) -> dict:
 
 
 def build_plan(library: Library, onnx_path: Path, profile: Profile, target: Target, opt_level: int,
-               timing_cache: Optional[bytes] = None, what: str = "") -> BuiltPlan:
+               timing_cache: Optional[bytes] = None, what: str = "", model: Optional[bytes] = None) -> BuiltPlan:
+    """model: the graph serialized (e.g. with its shared weights lifted to inputs) to parse instead
+    of the file; onnx_path still locates the external weights it references."""
     trt = library.trt
     what = what or Path(onnx_path).stem
     logger = _logger(library)
     builder = trt.Builder(logger)
     network = library.create_network(builder)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    parsed = parser.parse(model, str(onnx_path)) if model is not None else parser.parse_from_file(str(onnx_path))
+    if not parsed:
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)] or logger.errors
         raise EngineError(f"{onnx_path}: TensorRT's ONNX parser refused the graph: {'; '.join(errors) or 'no reason given'}")
     names = {network.get_input(i).name for i in range(network.num_inputs)}

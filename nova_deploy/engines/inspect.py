@@ -71,12 +71,15 @@ def inspect_dir(path: Path) -> List[str]:
         raise InvalidArgument(f"{path}: holds no {PLAN_SUFFIX} files (build them with `nova-deploy build-engines`)")
     lines = [f"{'engines':28s} {'graph':14s} {'plan':>9s}  {'build s':>7s}  key", ]
     total = 0
+    shared: dict = {}
     for plan in plans:
         sidecar = read_sidecar(plan)
         problem = plan_problem(plan, sidecar)
         size = plan.stat().st_size
         total += size
         key = sidecar["key"][:12] if sidecar else "-"
+        for w in (sidecar or {}).get("weight_inputs", []):
+            shared[(plan.parent.name, w["offset"], w["length"])] = w["length"]
         seconds = sidecar.get("build_seconds", "-") if sidecar else "-"
         lines.append(f"{plan.parent.name:28s} {plan.stem:14s} {_mb(size):>9s}  {seconds:>7}  {key}"
                      + ("" if problem is None else f"  NOT USABLE: {problem}"))
@@ -84,5 +87,7 @@ def inspect_dir(path: Path) -> List[str]:
     if weights.is_file():
         w = weights.stat().st_size
         lines.append(f"plans {_mb(total)} against {WEIGHTS_FILE} {_mb(w)} ({total / w:.1f}x): each plan embeds "
-                     f"the weights its graph uses")
+                     f"the weights its graph does not share")
+        if shared:
+            lines.append(f"shared weights (engine inputs, one device copy per engine set): {_mb(sum(shared.values()))}")
     return lines

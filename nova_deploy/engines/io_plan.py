@@ -9,7 +9,7 @@
   arguments, i.e. fixed shapes and fixed addresses, so the key holds both.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
 
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.export.spec import GraphSpec
@@ -23,9 +23,11 @@ class Binding:
     address: int
 
 
-def match_engine_io(g: GraphSpec, engine_io: Mapping[str, bool], plan: str = "") -> None:
-    """engine_io: tensor name -> True for an input, False for an output (from the engine)."""
-    want = {t.name: True for t in g.inputs} | {t.name: False for t in g.outputs}
+def match_engine_io(g: GraphSpec, engine_io: Mapping[str, bool], plan: str = "",
+                    weight_inputs: Sequence[str] = ()) -> None:
+    """engine_io: tensor name -> True for an input, False for an output (from the engine);
+    weight_inputs: the weights its sidecar says were lifted to inputs (weight_inputs.py)."""
+    want = {t.name: True for t in g.inputs} | {t.name: False for t in g.outputs} | {n: True for n in weight_inputs}
     missing = sorted(set(want) - set(engine_io))
     extra = sorted(set(engine_io) - set(want))
     flipped = sorted(n for n in set(want) & set(engine_io) if want[n] != engine_io[n])

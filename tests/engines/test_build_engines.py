@@ -15,6 +15,7 @@ from nova_deploy.engines.errors import EngineError
 from nova_deploy.engines.profiles import profile_to_json
 from nova_deploy.engines.store import load_plan, sidecar_path
 from nova_deploy.engines.targets import parse_targets
+from nova_deploy.engines.weight_inputs import WeightInput, weight_profile
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.manifest import read_manifest, spec_from_manifest, write_manifest
 from nova_deploy.export.onnx_io import file_size, sha256_file
@@ -32,12 +33,13 @@ def test_first_build_writes_plan_and_sidecar_per_graph(built, rtx):
     assert [r.graph for r in results] == list(GRAPHS) and all(r.built for r in results)
     for r in results:
         assert r.plan == path / "engines" / "tensorrt-rtx-sm89" / f"{r.graph}.plan"
-        assert r.plan_bytes == r.plan.stat().st_size > 1_000_000  # holds the weights of the graph
+        assert r.plan_bytes == r.plan.stat().st_size > 1_000_000  # kernels, and the weights it does not share
         side = json.loads(sidecar_path(r.plan).read_text())
+        lifted = [WeightInput.from_json(w) for w in side["weight_inputs"]]
         assert side["key"] == engine_key(side["fields"])
         assert side["fields"]["library_version"] == rtx.version and side["fields"]["target"] == "sm89"
         assert side["fields"]["onnx_sha256"] == sha256_file(path / f"{r.graph}.onnx")
-        assert side["profile"] == profile_to_json(spec.graph(r.graph).profile())
+        assert side["profile"] == profile_to_json({**spec.graph(r.graph).profile(), **weight_profile(lifted)})
         assert side["network"]["layers"] > 10 and side["network"]["by_output_dtype"].get("FLOAT", 0) > 0
         assert load_plan(r.plan, side["fields"]) == r.plan.read_bytes()
 

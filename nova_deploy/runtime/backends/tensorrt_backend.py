@@ -2,7 +2,9 @@
 
     activate()   find the engine set for this GPU, check every sidecar against the export, load each
                  plan once (never a stale, partial or foreign one), one execution context per engine,
-                 one device-memory buffer shared by all contexts (the largest any of them needs)
+                 one device-memory buffer shared by all contexts (the largest any of them needs), and
+                 the weights the engines take as inputs (build-engines --weights shared) uploaded
+                 once from weights.bin and bound at the same address in every context
     infer()      (Backend) checks the feeds and allocates / checks the output buffers
     _run()       profile check, set_input_shape + set_tensor_address on the torch tensors (outputs
                  written in place: the KV and residual caches the caller passes), execute_async_v3
@@ -26,6 +28,7 @@ from nova_deploy.engines.library import LIBRARIES, Library, installed_libraries,
 from nova_deploy.engines.profiles import check_in_profile, profile_from_json
 from nova_deploy.engines.store import ENGINES_SUBDIR, PLAN_SUFFIX, load_plan, read_sidecar
 from nova_deploy.engines.targets import PORTABLE, Target, current_capability
+from nova_deploy.engines.weight_inputs import WeightInput, check_in_file, device_weights, place_weights
 from nova_deploy.errors import BackendUnavailable
 from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.spec import GraphSpec
@@ -80,6 +83,7 @@ class TensorRTBackend(Backend):
         self._graphs: Dict[tuple, object] = {}
         self._seen: set = set()
         self._scratch: Optional[torch.Tensor] = None
+        self._weights: Optional[torch.Tensor] = None  # the shared weights, each distinct tensor once
         self._stream: Optional[torch.cuda.Stream] = None
         # every context shares one scratch buffer and one stream: calls from several threads take turns
         self._lock = threading.Lock()
@@ -103,7 +107,8 @@ class TensorRTBackend(Backend):
         library = load_library(_library_of(root))
         trt = library.trt
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        sizes = {}
+        sizes, lifted = {}, {}
+        weights_bytes = self.export.manifest["files"][WEIGHTS_FILE]["bytes"]
         for g in self.spec.graphs:
             plan = root / f"{g.name}{PLAN_SUFFIX}"
             sidecar = read_sidecar(plan)
@@ -112,8 +117,11 @@ class TensorRTBackend(Backend):
             if engine is None:
                 raise EngineError(f"{plan}: {library.name} {library.version} could not deserialize it on this GPU "
                                   f"({capability[0]}.{capability[1]}); rebuild for it")
+            lifted[g.name] = [WeightInput.from_json(w) for w in sidecar.get("weight_inputs", [])]
+            check_in_file(lifted[g.name], weights_bytes, str(plan))
             match_engine_io(g, {engine.get_tensor_name(i): engine.get_tensor_mode(engine.get_tensor_name(i))
-                                == trt.TensorIOMode.INPUT for i in range(engine.num_io_tensors)}, str(plan))
+                                == trt.TensorIOMode.INPUT for i in range(engine.num_io_tensors)}, str(plan),
+                            [w.name for w in lifted[g.name]])
             # user-managed: the context gets its scratch memory from us (set_device_memory below)
             self._contexts[g.name] = engine.create_execution_context(trt.ExecutionContextAllocationStrategy.USER_MANAGED)
             self._engines[g.name] = engine
@@ -122,6 +130,11 @@ class TensorRTBackend(Backend):
         self._scratch = torch.empty(shared_device_memory(sizes), dtype=torch.uint8, device=self.device)
         for ctx in self._contexts.values():
             ctx.set_device_memory(self._scratch.data_ptr(), self._scratch.numel())
+        placement = place_weights(lifted.values())
+        self._weights = device_weights(self.export.path / WEIGHTS_FILE, placement, self.device)
+        for name, weights in lifted.items():  # static shapes, fixed addresses: bound once for good
+            for w in weights:
+                self._contexts[name].set_tensor_address(w.name, self._weights.data_ptr() + placement.offsets[w.key])
         self._stream = torch.cuda.Stream(device=self.device)
         self.active = True
 
@@ -131,6 +144,7 @@ class TensorRTBackend(Backend):
         self._contexts.clear()  # contexts before engines: a context refers to its engine
         self._engines.clear()
         self._scratch = None
+        self._weights = None
         self._stream = None
         self.active = False
 
