@@ -63,13 +63,15 @@ def choose_default(rows) -> dict:
             "within": [r["name"] for r in ok]}
 
 
-def plot(rows, path: Path):
+def plot(rows, path: Path, speed: bool = True):
+    """FID_feat, accuracy and PSNR to dense against FLOP reduction; with speed, FID_feat against
+    wall-time speedup too (leave it out for runs on a machine shared with other jobs)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 4 if speed else 3, figsize=(18 if speed else 14, 4))
     for family, marker in (("nova b", "o"), ("nova-dist", "^"), ("fastvar", "s"), ("dense", "*")):
         sel = [r for r in rows if r["name"].startswith(family)]
         if not sel:
@@ -77,14 +79,19 @@ def plot(rows, path: Path):
         x = [r["flop_reduction"] for r in sel]
         axes[0].plot(x, [r["fid_feat"] for r in sel], marker=marker, label=family)
         axes[1].plot(x, [100 * r["classifier_accuracy"] for r in sel], marker=marker, label=family)
-        axes[2].plot([r.get("speedup_vs_dense", 1.0) for r in sel], [r["fid_feat"] for r in sel], marker=marker,
-                     label=family)
+        if family != "dense":
+            axes[2].plot(x, [r["psnr_vs_dense"] for r in sel], marker=marker, label=family)
+        if speed:
+            axes[3].plot([r.get("speedup_vs_dense", 1.0) for r in sel], [r["fid_feat"] for r in sel],
+                         marker=marker, label=family)
     rr = rows[0]["fid_feat_real_vs_real"]
-    for ax in (axes[0], axes[2]):
+    for ax in (axes[0], axes[3]) if speed else (axes[0],):
         ax.axhline(rr, color="gray", linestyle=":", label="real vs real")
     axes[0].set(xlabel="transformer FLOP reduction (x)", ylabel="FID_feat (lower is better)")
     axes[1].set(xlabel="transformer FLOP reduction (x)", ylabel="classifier accuracy (%)")
-    axes[2].set(xlabel="CPU wall-time speedup over dense (x)", ylabel="FID_feat")
+    axes[2].set(xlabel="transformer FLOP reduction (x)", ylabel="PSNR to dense, same seeds (dB)")
+    if speed:
+        axes[3].set(xlabel="CPU wall-time speedup over dense (x)", ylabel="FID_feat")
     for ax in axes:
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -99,6 +106,8 @@ def main():
     ap.add_argument("--out", default="docs/nova_sweep")
     ap.add_argument("--only", default=None, help="comma-separated prefixes of config names to run")
     ap.add_argument("--dense-seeds", type=int, default=3, help="dense rows at this many disjoint seed sets")
+    ap.add_argument("--no-speed-plot", action="store_true",
+                    help="leave the wall-time panel out of the plot (the machine is shared with other jobs)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,7 +137,7 @@ def main():
     choice = choose_default(rows)
     print(json.dumps({"default_choice": choice}), flush=True)
     (out / "sweep.json").write_text(json.dumps({"meta": meta, "rows": rows, "default_choice": choice}, indent=1))
-    plot(rows, out / "sweep.png")
+    plot(rows, out / "sweep.png", speed=not args.no_speed_plot)
 
 
 if __name__ == "__main__":
