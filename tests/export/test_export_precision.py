@@ -79,3 +79,17 @@ def test_runtime_on_low_precision_graphs(lp_export):
                       generate(var, B=2, label_B=torch.tensor(labels), g_seed=s, params=SamplingParams()).idx_Bl])
     agreement = float((got == want).float().mean())
     assert agreement >= 0.9, f"fp16 runtime agrees with the fp32 reference on {agreement:.1%} of tokens"
+
+
+def test_fp16_sessions_are_opened_per_run_during_validation(lp_export, tmp_path):
+    """fp16 sessions on the CPU EP hold fp32 copies of their weights, so validation does not keep
+    them open; emulated bf16 sessions share one fp32 file and stay open."""
+    from nova_deploy.export.manifest import read_manifest, spec_from_manifest
+    from nova_deploy.export.validate import ValidationReport, _load_sessions
+
+    precision, result = lp_export
+    spec = spec_from_manifest(read_manifest(result.out_dir))
+    report = ValidationReport(precision=precision)
+    sessions = _load_sessions(result.out_dir, spec, report, 1, tmp_path if precision == "bf16" else None, False)
+    assert report.passed and len(sessions) == len(spec.graphs)
+    assert sessions.open_count == (0 if precision == "fp16" else len(spec.graphs))
