@@ -81,6 +81,8 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
     shared = set()
     if options.weights == "shared":  # over every graph present, so a --graph subset lifts the same tensors
         shared = shared_weight_keys(export_path / g.file for g in spec.graphs if (export_path / g.file).is_file())
+    # (serialized graph with its shared weights as inputs, those inputs): the same for every target
+    lifted_graphs = {g.name: lift_weights(export_path / g.file, shared) if shared else (None, []) for g in chosen}
 
     results = []
     jobs = [(t, g) for t in targets for g in chosen]
@@ -90,7 +92,7 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
         out_dir = engines_dir(export_path, library.name, target.name)
         out_dir.mkdir(parents=True, exist_ok=True)
         plan = out_dir / f"{g.name}{PLAN_SUFFIX}"
-        model, lifted = lift_weights(export_path / g.file, shared) if shared else (None, [])
+        model, lifted = lifted_graphs[g.name]
         profile = {**narrow_to_batch(g, max_batch).profile(), **weight_profile(lifted)}
         fields = key_fields(onnx_sha[g.name], weights_sha, library.name, library.version, target, profile,
                             options.hashed(max_batch, [w.name for w in lifted]))

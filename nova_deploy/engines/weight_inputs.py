@@ -21,7 +21,7 @@ from onnx import helper
 
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.export.onnx_io import WEIGHTS_FILE
-from nova_deploy.export.shared_weights import external_initializers
+from nova_deploy.export.shared_weights import external_initializers, external_place, map_weights_file
 
 WEIGHT_MODES = ("shared", "embedded")
 DEVICE_ALIGN = 256  # TensorRT wants tensor addresses 256-byte aligned
@@ -67,9 +67,9 @@ def lift_weights(onnx_path: Path, shared: set) -> Tuple[bytes, List[WeightInput]
     lifted: List[WeightInput] = []
     kept = []
     for init in model.graph.initializer:
-        info = {e.key: e.value for e in init.external_data} if init.data_location == onnx.TensorProto.EXTERNAL else {}
-        if info.get("location") == WEIGHTS_FILE:
-            w = WeightInput(init.name, int(info.get("offset", 0)), int(info["length"]), init.data_type, tuple(init.dims))
+        place = external_place(init)
+        if place is not None and place[0] == WEIGHTS_FILE:
+            w = WeightInput(init.name, place[1], place[2], init.data_type, tuple(init.dims))
             if w.key in shared:
                 lifted.append(w)
                 continue
@@ -114,7 +114,7 @@ def device_weights(weights_file: Path, placement: WeightPlacement, device) -> "t
     buffer = torch.empty(placement.total_bytes, dtype=torch.uint8, device=device)
     if not placement.offsets:
         return buffer
-    source = np.memmap(weights_file, dtype=np.uint8, mode="r")
+    source = map_weights_file(weights_file)
     for (offset, length, _, _), at in placement.offsets.items():
         buffer[at:at + length].copy_(torch.from_numpy(np.array(source[offset:offset + length])))
     return buffer

@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from nova_deploy.export.shared_weights import external_place, map_weights_file
+
 BF16, FP32 = TensorProto.BFLOAT16, TensorProto.FLOAT
 EXACT_OPS = {"Reshape", "Transpose", "Slice", "Squeeze", "Unsqueeze", "Concat", "Expand", "Gather", "GatherElements",
              "ScatterElements", "Identity", "Split", "Flatten", "Tile", "Shape", "Size"}
@@ -38,15 +40,14 @@ class Fp32Weights:
     stored once, bf16 widened to fp32 (exact), everything else copied as it is."""
 
     def __init__(self, source: Path, out_path: Path):
-        self.source = np.memmap(source, dtype=np.uint8, mode="r") if Path(source).stat().st_size else np.empty(0, np.uint8)
+        self.source = map_weights_file(source)
         self.path = Path(out_path)
         self._file = open(self.path, "wb")
         self._placed: Dict[Tuple[int, int, int], Tuple[int, int]] = {}  # (offset, length, type) -> new place
 
     def relocate(self, init: onnx.TensorProto) -> None:
         """Point an external initializer of the export at its fp32 copy in this file."""
-        info = {e.key: e.value for e in init.external_data}
-        offset, length = int(info.get("offset", 0)), int(info["length"])
+        _, offset, length = external_place(init)
         key = (offset, length, init.data_type)
         if key not in self._placed:
             raw = self.source[offset:offset + length]

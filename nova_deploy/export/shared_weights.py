@@ -8,7 +8,7 @@ the page cache, however many sessions use them. Used by the runtime's ONNX Runti
 export validation.
 """
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -22,12 +22,25 @@ NUMPY_OF_ONNX = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: n
                  onnx.TensorProto.BOOL: np.bool_}
 
 
+def map_weights_file(path: Path) -> np.ndarray:
+    """The file's bytes, memory-mapped read-only."""
+    # np.memmap refuses an empty file; a graph set without large initializers has one
+    return np.memmap(path, dtype=np.uint8, mode="r") if Path(path).stat().st_size else np.empty(0, np.uint8)
+
+
+def external_place(init: onnx.TensorProto) -> Optional[Tuple[str, int, int]]:
+    """(location, offset, length) of an initializer stored in an external file, else None."""
+    if init.data_location != onnx.TensorProto.EXTERNAL:
+        return None
+    info = {e.key: e.value for e in init.external_data}
+    return info.get("location"), int(info.get("offset", 0)), int(info["length"])
+
+
 class SharedWeights:
     """weights.bin mapped once; an OrtValue viewing each distinct stored tensor."""
 
     def __init__(self, path: Path):
-        # np.memmap refuses an empty file; a graph set without large initializers has one
-        self.map = np.memmap(path, dtype=np.uint8, mode="r") if Path(path).stat().st_size else np.empty(0, np.uint8)
+        self.map = map_weights_file(path)
         self._values: Dict[tuple, object] = {}
 
     def value(self, offset: int, length: int, data_type: int, dims: List[int]):
@@ -54,11 +67,12 @@ def external_initializers(model_path: Path) -> List[tuple]:
     model = onnx.load(str(model_path), load_external_data=False)
     found = []
     for init in model.graph.initializer:
-        if init.data_location != onnx.TensorProto.EXTERNAL:
+        place = external_place(init)
+        if place is None:
             continue
-        info = {e.key: e.value for e in init.external_data}
-        if info.get("location") != WEIGHTS_FILE:
-            raise InvalidArgument(f"{model_path}: initializer {init.name} lives in {info.get('location')!r}, "
+        location, offset, length = place
+        if location != WEIGHTS_FILE:
+            raise InvalidArgument(f"{model_path}: initializer {init.name} lives in {location!r}, "
                                   f"not the export's {WEIGHTS_FILE}")
-        found.append((init.name, int(info.get("offset", 0)), int(info["length"]), init.data_type, list(init.dims)))
+        found.append((init.name, offset, length, init.data_type, list(init.dims)))
     return found

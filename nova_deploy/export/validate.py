@@ -453,7 +453,6 @@ def _load_sessions(out_dir: Path, spec: ExportSpec, report: ValidationReport, th
     """Structure checks and an ONNX Runtime session per graph; failures go to the report."""
     from tqdm import tqdm
 
-    sessions = Sessions(threads, None, emulate_dir is not None, keep_open=spec.precision != "fp16")
     present = []
     for g in spec.graphs:
         path = out_dir / g.file
@@ -464,17 +463,18 @@ def _load_sessions(out_dir: Path, spec: ExportSpec, report: ValidationReport, th
         present.append(g)
     if not (out_dir / WEIGHTS_FILE).is_file():
         report.failures += [Failure(g.name, f"ONNX Runtime cannot load it: {WEIGHTS_FILE} missing") for g in present]
-        return sessions
+        present = []
     paths = {g.name: out_dir / g.file for g in present}
     weights_dir = out_dir
-    if emulate_dir is not None:
+    if emulate_dir is not None and present:
         try:
             paths = emulated_copies(out_dir, present, emulate_dir)
+            weights_dir = emulate_dir
         except Exception as e:  # a graph onnx cannot load or an initializer outside weights.bin
             report.failures.append(Failure("bf16 emulation", f"cannot build the emulated graphs: {str(e).strip()[:300]}"))
-            return sessions
-        weights_dir = emulate_dir
-    sessions.weights = SharedWeights(weights_dir / WEIGHTS_FILE)
+            present = []
+    weights = SharedWeights(weights_dir / WEIGHTS_FILE) if present else None
+    sessions = Sessions(threads, weights, emulate_dir is not None, keep_open=spec.precision != "fp16")
     for g in tqdm(present, desc="validate: load", unit="graph", leave=False, disable=not progress):
         try:
             sessions.load(g.name, paths[g.name], g)
