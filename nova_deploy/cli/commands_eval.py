@@ -1,4 +1,4 @@
-"""Commands on quality: eval, and train (the reference model)."""
+"""Commands on quality: eval, train (the reference model) and train-classifier."""
 import time
 from pathlib import Path
 
@@ -75,11 +75,11 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
 @cli.command("train")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--vqvae-steps", type=int, default=1200, show_default=True)
-@click.option("--var-steps", type=int, default=1200, show_default=True)
-@click.option("--encode-images", type=int, default=12000, show_default=True)
-@click.option("--decoder-steps", type=int, default=500, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--vqvae-steps", type=int, default=4500, show_default=True)
+@click.option("--var-steps", type=int, default=2200, show_default=True)
+@click.option("--encode-images", type=int, default=30000, show_default=True)
+@click.option("--decoder-steps", type=int, default=600, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
 def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_steps, threads):
     """Train the reference model (VQVAE, then VAR) on procedural shapes; resumes from OUT."""
     from nova_deploy.train.reference import train_reference
@@ -92,3 +92,23 @@ def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_step
     summary = train_reference(Path(out_dir), seed=seed, vqvae_steps=vqvae_steps, var_steps=var_steps,
                               n_encode=encode_images, decoder_steps=decoder_steps, threads=threads)
     click.echo(f"wrote {out_dir}/var.safetensors and {out_dir}/vqvae.safetensors: {summary}")
+
+
+@cli.command("train-classifier")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="classifier.safetensors", show_default=True,
+              help="weights (safetensors); the card (json) is written beside it")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--steps", type=int, default=700, show_default=True)
+@click.option("--batch", type=int, default=64, show_default=True)
+@click.option("--threads", type=int, default=1, show_default=True)
+def train_classifier_cmd(out_path, seed, steps, batch, threads):
+    """Train the shape classifier that `eval` scores samples with (shipped in nova_deploy/assets)."""
+    from nova_deploy.eval.classifier import train_classifier
+
+    if threads < 1:
+        raise InvalidArgument(f"--threads must be >= 1, got {threads}")
+    _writable_dir_for(out_path)
+    torch.set_num_threads(threads)
+    card = train_classifier(out_path, seed=seed, steps=steps, batch=batch, log=lambda m: click.echo(m, err=True))
+    click.echo(f"wrote {out_path}: held-out accuracy {card['heldout']['accuracy']:.3f} "
+               f"({card['heldout']['images']} images), {card['train_seconds']} s")

@@ -16,8 +16,8 @@ from nova_deploy.train.var import encode_dataset, train_var
 from nova_deploy.train.vqvae import refine_decoder, train_vqvae
 
 
-def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 1200,
-                    var_steps: int = 1800, n_encode: int = 20000, threads: int = 2) -> dict:
+def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 4500,
+                    var_steps: int = 2200, n_encode: int = 30000, decoder_steps: int = 600, threads: int = 2) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)

@@ -1,0 +1,45 @@
+"""`nova-deploy train` and `train-classifier` run end to end at a few steps, resume, and refuse bad input."""
+import json
+
+from click.testing import CliRunner
+
+from nova_deploy.cli import commands_eval  # noqa: F401  (registers the commands)
+from nova_deploy.cli.main import cli
+from nova_deploy.checkpoint import read_state_dict
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(map(str, args)))
+
+
+def test_train_runs_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ("train", "--out", out, "--vqvae-steps", 2, "--var-steps", 2, "--encode-images", 20,
+            "--decoder-steps", 2, "--threads", 1)
+    r = run(*args)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["vqvae_steps"] == 2 and summary["decoder_steps"] == 2 and summary["n_encode"] == 20
+    for name in ("var_log.jsonl", "vqvae_log.jsonl", "decoder_log.jsonl"):
+        assert (out / name).read_text().strip(), name
+    var_state, _ = read_state_dict(out / "var.safetensors")
+    vae_state, _ = read_state_dict(out / "vqvae.safetensors")
+    assert "head.weight" in var_state and "quantize.embedding.weight" in vae_state
+    lines = (out / "var_log.jsonl").read_text().count("\n")
+    r = run(*args)  # every stage is complete: resuming trains nothing more
+    assert r.exit_code == 0, r.output
+    assert (out / "var_log.jsonl").read_text().count("\n") == lines
+
+
+def test_train_rejects_bad_counts(tmp_path):
+    r = run("train", "--out", tmp_path / "run", "--var-steps", 0)
+    assert r.exit_code == 2 and "--var-steps must be >= 1, got 0" in r.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_classifier_bad_input(tmp_path):
+    r = run("train-classifier", "--out", tmp_path / "no" / "c.safetensors", "--steps", 1)
+    assert r.exit_code == 2 and "does not exist" in r.output
+    r = run("train-classifier", "--out", tmp_path / "c.safetensors", "--threads", 0)
+    assert r.exit_code == 2 and "--threads must be >= 1" in r.output
+    assert not list(tmp_path.iterdir())
