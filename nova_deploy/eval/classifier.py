@@ -2,7 +2,7 @@
 
 It serves two metrics of generated samples: class accuracy (does the VAR draw the class it was
 asked for) and a Fréchet distance on its 128-d penultimate features ("FID_feat"; Inception
-features mean little on 64px synthetic shapes).
+features mean little on 32px synthetic shapes).
 """
 import json
 import os
@@ -21,7 +21,7 @@ from nova_deploy.errors import CheckpointError, require
 from nova_deploy.train.loop import cosine_lr
 
 KIND = "shape_classifier"
-IMAGE_SIZE = 64  # the shapes data set and the nova-ref VAR are 64px
+IMAGE_SIZE = 32  # the nova-ref VQVAE decodes 32px images
 HELDOUT_SEED, HELDOUT_SIZE = 12345, 1000  # never a training seed: accuracy on unseen images
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "classifier.safetensors"
 
@@ -43,7 +43,7 @@ class ConvBlock(nn.Sequential):
 
 
 class ShapeClassifier(nn.Module):
-    """Input (B, 3, 64, 64) in [-1, 1] like ShapesDataset; logits (B, num_classes)."""
+    """Input (B, 3, IMAGE_SIZE, IMAGE_SIZE) in [-1, 1] like ShapesDataset; logits (B, num_classes)."""
 
     def __init__(self, cfg: ClassifierConfig = ClassifierConfig()):
         super().__init__()
@@ -66,7 +66,7 @@ class ShapeClassifier(nn.Module):
 
 @torch.no_grad()
 def classify_images(model: ShapeClassifier, images_01: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Predicted labels (B,) and penultimate features (B, D) of images (B, 3, 64, 64) in [0, 1]."""
+    """Predicted labels (B,) and penultimate features (B, D) of images (B, 3, IMAGE_SIZE, IMAGE_SIZE) in [0, 1]."""
     require(images_01.dim() == 4 and images_01.shape[1] == 3,
             f"images must be (B, 3, H, W), got {tuple(images_01.shape)}")
     require(tuple(images_01.shape[-2:]) == (IMAGE_SIZE, IMAGE_SIZE),
@@ -81,7 +81,7 @@ def classify_images(model: ShapeClassifier, images_01: torch.Tensor) -> Tuple[to
 def heldout_accuracy(model: ShapeClassifier, seed: int = HELDOUT_SEED, n: int = HELDOUT_SIZE,
                      chunk: int = 250) -> float:
     """Accuracy on n images of a data seed (pass one never trained on)."""
-    data, correct = ShapesDataset(seed=seed, length=n), 0
+    data, correct = ShapesDataset(seed=seed, length=n, size=IMAGE_SIZE), 0
     for start in range(0, n, chunk):
         x, y = data.batch(start, min(chunk, n - start))
         pred, _ = classify_images(model, (x + 1) / 2)
@@ -102,7 +102,7 @@ def train_classifier(out_path, seed: int = 0, steps: int = 700, batch: int = 64,
     require(out_path.suffix == ".safetensors",
             f"out_path must end in .safetensors (the card goes beside it), got {out_path}")
     torch.manual_seed(seed)
-    data = ShapesDataset(seed=seed, length=steps * batch)  # each step reads the next unseen images
+    data = ShapesDataset(seed=seed, length=steps * batch, size=IMAGE_SIZE)  # each step reads the next unseen images
     model = ShapeClassifier(cfg).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     t0 = time.time()

@@ -101,15 +101,16 @@ def test_engine_io_must_match_the_graph(spec):
 
 def test_bindings_shared_memory_and_graph_buckets(spec):
     g = spec.graph("decoder")
+    S = get_preset("nova-ref").vae.image_size
     feeds = {"f_hat_BChw": torch.zeros(2, 16, 8, 8)}
-    outs = {"img_B3HW": torch.zeros(2, 3, 64, 64)}
+    outs = {"img_B3HW": torch.zeros(2, 3, S, S)}
     binds = bindings(g, feeds, outs)
     assert [(b.name, b.is_input, b.shape) for b in binds] == [("f_hat_BChw", True, (2, 16, 8, 8)),
-                                                             ("img_B3HW", False, (2, 3, 64, 64))]
+                                                             ("img_B3HW", False, (2, 3, S, S))]
     assert binds[1].address == outs["img_B3HW"].data_ptr()  # written in place, no copy
     assert shapes_of(binds) == {"f_hat_BChw": (2, 16, 8, 8)}
     assert shared_device_memory({"scale_00": 10, "scale_06": 300, "decoder": 120}) == 300
     same = bindings(g, feeds, outs)
-    other_buffer = bindings(g, feeds, {"img_B3HW": torch.zeros(2, 3, 64, 64)})
+    other_buffer = bindings(g, feeds, {"img_B3HW": torch.zeros(2, 3, S, S)})
     assert graph_bucket(g, binds) == graph_bucket(g, same)
     assert graph_bucket(g, binds) != graph_bucket(g, other_buffer)  # a replay would write the old buffer

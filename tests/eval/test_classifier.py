@@ -6,15 +6,15 @@ import torch
 from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.data.shapes import ShapesDataset
 from nova_deploy.errors import CheckpointError, InvalidArgument
-from nova_deploy.eval.classifier import (ClassifierConfig, ShapeClassifier, classify_images, load_classifier,
-                                        train_classifier)
+from nova_deploy.eval.classifier import (IMAGE_SIZE, ClassifierConfig, ShapeClassifier, classify_images,
+                                        load_classifier, train_classifier)
 
 torch.set_num_threads(1)
 
 
 def test_fresh_model_shapes():
     model = ShapeClassifier().eval()
-    x = torch.rand(3, 3, 64, 64)
+    x = torch.rand(3, 3, IMAGE_SIZE, IMAGE_SIZE)
     assert model.features(x * 2 - 1).shape == (3, 128)
     assert model(x * 2 - 1).shape == (3, 10)
     pred, feats = classify_images(model, x)
@@ -22,14 +22,14 @@ def test_fresh_model_shapes():
 
 
 def test_classify_images_rejects_wrong_size():
-    with pytest.raises(InvalidArgument, match="64x64"):
-        classify_images(ShapeClassifier(), torch.rand(1, 3, 32, 32))
+    with pytest.raises(InvalidArgument, match=f"{IMAGE_SIZE}x{IMAGE_SIZE}"):
+        classify_images(ShapeClassifier(), torch.rand(1, 3, 2 * IMAGE_SIZE, 2 * IMAGE_SIZE))
 
 
 def test_shipped_classifier_accuracy_on_heldout_images():
     model = load_classifier()
     assert not model.training
-    x, y = ShapesDataset(seed=999, length=200).batch(0, 200)
+    x, y = ShapesDataset(seed=999, length=200, size=IMAGE_SIZE).batch(0, 200)
     pred, feats = classify_images(model, (x + 1) / 2)
     assert feats.shape == (200, 128)
     assert (pred == y).float().mean().item() >= 0.95
@@ -50,7 +50,7 @@ def test_train_writes_loadable_weights_and_card(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text()) == card
     assert card["data_seed"] == 1 and card["steps"] == 2 and 0 <= card["heldout"]["accuracy"] <= 1
     model = load_classifier(out)
-    assert model.cfg.widths == (4, 8) and model.features(torch.zeros(2, 3, 64, 64)).shape == (2, 8)
+    assert model.cfg.widths == (4, 8) and model.features(torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE)).shape == (2, 8)
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
 
 
