@@ -9,7 +9,9 @@ from tqdm import tqdm
 from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.evaluate import check_model_fits_classifier, evaluate, min_samples_for_fid
+from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
 from nova_deploy.eval.report import eval_png, format_table
 from nova_deploy.images import write_json_atomic
 from nova_deploy.model_source import resolve_models
@@ -44,7 +46,8 @@ def _writable_dir_for(path: str) -> None:
 @click.option("--png", "png_path", type=click.Path(dir_okay=False), default="eval.png", show_default=True)
 def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
-    generation (token agreement, PSNR, SSIM) and the entropy curve."""
+    generation (token agreement, PSNR, SSIM), the entropy curve, and the VQVAE's reconstruction of
+    real images (the ceiling of any sampler)."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
     parsed = [parse_policy(p) for p in policies]
     if samples < min_samples_for_fid():
@@ -65,8 +68,14 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
             reports.append(evaluate(src.var, src.vae, policy, n_samples=samples, batch=batch, seed=seed,
                                     params=params, progress=bar.update))
     click.echo(format_table(reports))
+    recon = reconstruction_report(src.vae, load_classifier())
+    click.echo(format_reconstruction(recon))
     grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
+    options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,
+               "top_k": top_k, "top_p": top_p}
     write_json_atomic(json_path, {"model": src.description, "seconds": round(time.perf_counter() - t0, 1),
+                                  "options": options,
+                                  "vqvae_reconstruction": recon.to_dict(),
                                   "reports": [r.to_dict() for r in reports]})
     eval_png(grid, reports, png_path)
     click.echo(f"wrote {json_path} and {png_path}", err=True)
