@@ -42,7 +42,7 @@ class ScaleGraph(nn.Module):
         self.var, self.si, self.depth = var, g.si, var.depth
         self.has_prefix = g.si > 0
         self.prunable = spec.prune.prunable(g.si)
-        self.emit_branches = any(t.role == "branch" for t in g.outputs)
+        self.emit_branches = g.emits_branches
         if self.prunable:
             pn_prev, pn = spec.patch_nums[g.si - 1], spec.patch_nums[g.si]
             dtype = var.pos_1LC.dtype

@@ -87,6 +87,11 @@ class GraphSpec:
     def file(self) -> str:
         return f"{self.name}.onnx"
 
+    @property
+    def emits_branches(self) -> bool:
+        """A scale graph whose next scale is prunable: it outputs each layer's branch caches."""
+        return any(t.role == "branch" for t in self.outputs)
+
     def dim(self, name: str) -> Dim:
         for d in self.dims:
             if d.name == name:

@@ -207,7 +207,7 @@ def _reference_runs(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: in
         expected = {"logits_BlV": out.logits_BlV}
         for i in range(N):
             expected[f"k_new_{i}"], expected[f"v_new_{i}"] = out.k_new[i], out.v_new[i]
-        if any(t.role == "branch" for t in g.outputs):  # the next scale is prunable: this scale's caches
+        if g.emits_branches:  # the next scale is prunable: this scale's caches
             for i in range(N):
                 expected[f"attn_branch_{i}"], expected[f"ffn_branch_{i}"] = out.attn_branch[i], out.ffn_branch[i]
         yield g.name, GraphRun(feeds, expected, sizes)

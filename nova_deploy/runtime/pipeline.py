@@ -160,9 +160,8 @@ class Pipeline:
 
             logits_BlV = combine_cfg(out["logits_BlV"], guidance_at(si, K, params.cfg))
             if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
-                emits_branches = "attn_branch_0" in out
-                attn = [out[f"attn_branch_{i}"] for i in range(N)] if emits_branches else None
-                ffn = [out[f"ffn_branch_{i}"] for i in range(N)] if emits_branches else None
+                attn = [out[f"attn_branch_{i}"] for i in range(N)] if g.emits_branches else None
+                ffn = [out[f"ffn_branch_{i}"] for i in range(N)] if g.emits_branches else None
                 decider.observe(si, logits_BlV, attn, ffn)
             idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
             tokens.append(idx_Bl)
@@ -220,7 +219,7 @@ class Pipeline:
         for i in range(v.depth):
             out[f"k_new_{i}"] = view(bufs.k_new[i], (R, H, kept[i], C // H))
             out[f"v_new_{i}"] = view(bufs.v_new[i], (R, H, kept[i], C // H))
-        if any(t.role == "branch" for t in g.outputs):  # the next scale is prunable: its caches
+        if g.emits_branches:  # the next scale is prunable: its caches
             for i in range(v.depth):
                 out[f"attn_branch_{i}"] = bufs.attn_branch[i].at(g.si, (R, l, C))
                 out[f"ffn_branch_{i}"] = bufs.ffn_branch[i].at(g.si, (R, l, C))
