@@ -8,6 +8,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from nova_deploy.data import CLASS_NAMES
 from nova_deploy.models.presets import get_preset
 
 ASSETS = Path(__file__).resolve().parents[1] / "nova_deploy" / "assets"
@@ -36,30 +37,48 @@ def main():
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
     preset = get_preset("nova-ref")
-    var_f, vae_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors"
+    var_f, vae_f, clf_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors", ASSETS / "classifier.safetensors"
+    clf_card = json.loads((ASSETS / "classifier.json").read_text())
     rows = "\n".join(
         f"| {r['policy'].split(' ')[0]} | {r['flop_reduction']:.2f}x | {100 * r['classifier_accuracy']:.1f}% | "
         f"{r['fid_feat']:.2f} | {r['fid_feat_real_vs_real']:.2f} | "
         f"{'-' if r['psnr_vs_dense'] is None else format(r['psnr_vs_dense'], '.2f')} | "
         f"{'-' if r['ssim_vs_dense'] is None else format(r['ssim_vs_dense'], '.4f')} |"
         for r in ev["reports"])
+    rec = ev.get("vqvae_reconstruction")
+    rec_line = ("not in this eval JSON" if rec is None else
+                f"PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}; the classifier recognises "
+                f"{100 * rec['classifier_accuracy_reconstructed']:.1f}% of the reconstructions "
+                f"({100 * rec['classifier_accuracy_real']:.1f}% of the real images)")
+    n_rec = "?" if rec is None else rec["n_images"]
+    seed_rec = "?" if rec is None else rec["seed"]
+    stage_s = {k: v for k, v in summary.items() if k.endswith("_s")}
+    total_min = sum(stage_s.values()) / 60
+    sampling = ev["reports"][0].get("sampling", {})
+    opts = ev.get("options")
+    command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
+        [f"--policy {p}" for p in opts["policy"]]
+        + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if k != "policy"])
+    down = 2 ** (len(preset.vae.ch_mult) - 1)
+    size = preset.vae.v_patch_nums[-1] * down
     text = f"""# Model card: nova-ref (the bundled default model)
 
 A class-conditional VAR in the official architecture and key layout, trained here on CPU on the
-procedural shapes of `nova_deploy/data/shapes.py` (10 classes: {", ".join(__import__("nova_deploy.data", fromlist=["CLASS_NAMES"]).CLASS_NAMES)};
-random colour, position, size, rotation and background; 64x64 pixels; generated from a seed, no downloads).
+procedural shapes of `nova_deploy/data/shapes.py` (10 classes: {", ".join(CLASS_NAMES)};
+random colour, position, size, rotation and background; {size}x{size} pixels; generated from a seed, no downloads).
 
 | part | configuration | parameters | file |
 | --- | --- | --- | --- |
 | VAR | depth {preset.var.depth}, width {preset.var.embed_dim}, {preset.var.num_heads} heads, cosine attention, per-block AdaLN, {preset.var.num_classes} classes | {n_params(var_f):,} | var.safetensors, {var_f.stat().st_size / 1e6:.1f} MB |
-| VQVAE | vocab {preset.vae.vocab_size}, Cvae {preset.vae.z_channels}, ch {preset.vae.ch}, ch_mult {preset.vae.ch_mult} (8x), {preset.vae.num_res_blocks} res block per level, GroupNorm {preset.vae.norm_groups} groups, 4 shared Phi | {n_params(vae_f):,} | vqvae.safetensors, {vae_f.stat().st_size / 1e6:.1f} MB |
+| VQVAE | vocab {preset.vae.vocab_size}, Cvae {preset.vae.z_channels}, ch {preset.vae.ch}, ch_mult {preset.vae.ch_mult} ({down}x), {preset.vae.num_res_blocks} res block per level, GroupNorm {preset.vae.norm_groups} groups, 4 shared Phi | {n_params(vae_f):,} | vqvae.safetensors, {vae_f.stat().st_size / 1e6:.1f} MB |
+| classifier (for `eval` only) | 4 conv blocks {list(clf_card["config"]["widths"])}, {clf_card["steps"]} steps of {clf_card["batch"]} | - | classifier.safetensors, {clf_f.stat().st_size / 1e6:.1f} MB; held-out accuracy {100 * clf_card["heldout"]["accuracy"]:.1f}% |
 
 Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p * p for p in preset.var.patch_nums)} tokens).
 
-## Training (`nova-deploy train`, seed 0, one thread per stage, 2-core CPU)
+## Training (`nova-deploy train`, seed {summary.get('seed', '?')}, {summary.get('threads', '?')} threads, 2-core CPU)
 
 1. VQVAE, {summary.get('vqvae_steps', '?')} steps of 16 images: the first 150 as a plain autoencoder, then
-   multi-scale residual quantization with dead-code restarts; L1 + MSE + VQ loss.
+   multi-scale residual quantization with dead-code restarts; L1 + MSE + VQ loss, Adam, peak LR 3e-4, cosine.
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
@@ -68,11 +87,14 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps: only post_quant_conv + decoder, on frozen tokens.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}
 
-Stage times (s): {json.dumps({k: v for k, v in summary.items() if k.endswith('_s')})}.
-The shipped run was interrupted and resumed several times while other work shared the machine,
-so its wall times are upper bounds; `nova-deploy train` reproduces the recipe from the seed.
+Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all, one uninterrupted run.
+The classifier was trained separately (`nova-deploy train-classifier --threads {clf_card["torch_threads"]}`, {clf_card["train_seconds"]} s).
 
-## Quality (`{ev.get('command', 'nova-deploy eval')}`, {ev['reports'][0]['n_samples']} samples per policy)
+## Reconstruction ({n_rec} held-out images, data seed {seed_rec})
+
+VQVAE: {rec_line}. A VAR sampled through this VQVAE cannot score above that accuracy.
+
+## Quality (`{command}`, {ev['reports'][0]['n_samples']} samples per policy, sampling {json.dumps(sampling)})
 
 | policy | transformer FLOP reduction | classifier accuracy | FID_feat | FID_feat real vs real | PSNR vs dense | SSIM vs dense |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -80,6 +102,9 @@ so its wall times are upper bounds; `nova-deploy train` reproduces the recipe fr
 
 Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports"][0]["entropy_per_scale"])}.
 """
+    notes = ASSETS.parent.parent / "tools" / "model_card_notes.md"
+    if notes.exists():
+        text += "\n" + notes.read_text()
     (ASSETS / "MODEL_CARD.md").write_text(text)
     print(f"wrote {ASSETS / 'MODEL_CARD.md'}")
 
