@@ -59,8 +59,8 @@ def main():
     command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
         [f"--policy {p}" for p in opts["policy"]]
         + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if k != "policy"])
-    down = 2 ** (len(preset.vae.ch_mult) - 1)
-    size = preset.vae.v_patch_nums[-1] * down
+    size = preset.vae.image_size
+    down = size // preset.vae.v_patch_nums[-1]
     text = f"""# Model card: nova-ref (the bundled default model)
 
 A class-conditional VAR in the official architecture and key layout, trained here on CPU on the

@@ -18,6 +18,7 @@ from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.sampler import generate
 from nova_deploy.sampling import SamplingParams
+from nova_deploy.train import recipe
 
 
 def _writable_dir_for(path: str) -> None:
@@ -84,11 +85,11 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
 @cli.command("train")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--vqvae-steps", type=int, default=4500, show_default=True)
-@click.option("--var-steps", type=int, default=2200, show_default=True)
-@click.option("--encode-images", type=int, default=30000, show_default=True)
-@click.option("--decoder-steps", type=int, default=600, show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--vqvae-steps", type=int, default=recipe.VQVAE_STEPS, show_default=True)
+@click.option("--var-steps", type=int, default=recipe.VAR_STEPS, show_default=True)
+@click.option("--encode-images", type=int, default=recipe.ENCODE_IMAGES, show_default=True)
+@click.option("--decoder-steps", type=int, default=recipe.DECODER_STEPS, show_default=True)
+@click.option("--threads", type=int, default=recipe.THREADS, show_default=True)
 def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_steps, threads):
     """Train the reference model (VQVAE, then VAR) on procedural shapes; resumes from OUT."""
     from nova_deploy.train.reference import train_reference

@@ -12,12 +12,15 @@ import torch
 from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
+from nova_deploy.train import recipe
 from nova_deploy.train.var import encode_dataset, train_var
 from nova_deploy.train.vqvae import refine_decoder, train_vqvae
 
 
-def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0, vqvae_steps: int = 4500,
-                    var_steps: int = 2200, n_encode: int = 30000, decoder_steps: int = 600, threads: int = 2) -> dict:
+def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
+                    vqvae_steps: int = recipe.VQVAE_STEPS, var_steps: int = recipe.VAR_STEPS,
+                    n_encode: int = recipe.ENCODE_IMAGES, decoder_steps: int = recipe.DECODER_STEPS,
+                    threads: int = recipe.THREADS) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
