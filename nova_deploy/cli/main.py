@@ -26,9 +26,14 @@ def cli():
     """
 
 
-def main():
-    from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401  (registers the commands)
+def with_all_commands() -> click.Group:
+    """The group with every command registered (importing a command module registers it); tests
+    invoke this, so they see exactly the commands the console script has."""
+    from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401
     from nova_deploy.cli import commands_engines  # noqa: F401  (build-engines, inspect)
     from nova_deploy.cli import commands_bench  # noqa: F401  (bench)
+    return cli
 
-    cli(prog_name="nova-deploy")
+
+def main():
+    with_all_commands()(prog_name="nova-deploy")

@@ -4,16 +4,11 @@ import resource
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from nova_deploy.cli import commands_bench  # noqa: F401  (registers the command)
-from nova_deploy.cli.main import cli
+from cli_runner import run_cli
+
 
 pytestmark = pytest.mark.slow  # needs the session's small export
-
-
-def run(*args):
-    return CliRunner().invoke(cli, ["bench", *map(str, args)])
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +20,11 @@ def bench_run(small_export, tmp_path_factory):
     del big
     parent_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = tmp_path_factory.mktemp("bench")
-    r = run("--engines", small_export.out_dir, "--backends", "onnxruntime", "--policies", "none,nova",
+    r = run_cli("bench", "--engines", small_export.out_dir, "--backends", "onnxruntime", "--policies", "none,nova",
             "--batch", "1", "--batch", "2", "--repeat", "2", "--warmup", "0", "--threads", "1",
             "--memory", "dense", "--out", out, "--name", "small")
     assert r.exit_code == 0, r.output
-    r2 = run("--engines", small_export.out_dir, "--backends", "onnxruntime", "--policies", "none", "--batch", "2",
+    r2 = run_cli("bench", "--engines", small_export.out_dir, "--backends", "onnxruntime", "--policies", "none", "--batch", "2",
              "--repeat", "1", "--warmup", "0", "--threads", "1", "--memory", "off", "--no-reference", "--out", out,
              "--name", "small2")
     assert r2.exit_code == 0, r2.output
@@ -87,7 +82,7 @@ def test_targets_name_what_was_not_measured(bench_run):
     (("--repeat", "0"), "error: --repeat must be >= 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(small_export, tmp_path, args, message):
-    r = run("--engines", small_export.out_dir, "--memory", "off", "--out", tmp_path, *args)
+    r = run_cli("bench", "--engines", small_export.out_dir, "--memory", "off", "--out", tmp_path, *args)
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines()[-1].startswith(message) and "Traceback" not in r.output
     assert list(tmp_path.iterdir()) == []  # nothing written

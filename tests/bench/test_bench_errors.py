@@ -1,9 +1,7 @@
 """bench input errors that need no export: one line, exit 2."""
 import pytest
-from click.testing import CliRunner
 
-from nova_deploy.cli import commands_bench  # noqa: F401  (registers the command)
-from nova_deploy.cli.main import cli
+from cli_runner import run_cli
 
 
 @pytest.mark.parametrize("args, message", [
@@ -14,7 +12,7 @@ from nova_deploy.cli.main import cli
 ])
 def test_bad_sources_are_one_line_and_exit_2(tmp_path, args, message):
     args = [a.format(tmp=tmp_path) for a in args]
-    r = CliRunner().invoke(cli, ["bench", *args, *([] if "--out" in args else ["--out", str(tmp_path)])])
+    r = run_cli("bench", *args, *([] if "--out" in args else ["--out", tmp_path]))
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines()[-1] == message.format(tmp=tmp_path) or \
         r.output.strip().splitlines()[-1].startswith(message.format(tmp=tmp_path))

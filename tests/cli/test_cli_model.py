@@ -1,32 +1,27 @@
 """The CLI as a user meets it: help, info, generate, convert; bad input gives one line and exit 2."""
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from nova_deploy.cli import commands_model  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
+from cli_runner import run_cli
 
 
 def test_help_lists_commands():
-    r = run("--help")
+    r = run_cli("--help")
     assert r.exit_code == 0
-    for cmd in ("generate", "info", "convert-checkpoint"):
+    for cmd in ("generate", "info", "convert-checkpoint", "export", "validate", "build-engines", "inspect",
+                "eval", "train", "train-classifier", "bench"):
         assert cmd in r.output
 
 
 def test_info_on_official_checkpoint(golden_dir):
-    r = run("info", golden_dir / "var_official_tiny.var.pth")
+    r = run_cli("info", golden_dir / "var_official_tiny.var.pth")
     assert r.exit_code == 0, r.output
     assert "preset tiny" in r.output and "tokens per scale [1, 4, 9, 16], total 30" in r.output
 
 
 def test_generate_from_official_checkpoint_writes_png(golden_dir, tmp_path):
     out = tmp_path / "g.png"
-    r = run("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth",
+    r = run_cli("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth",
             "--vae", golden_dir / "var_official_tiny.vae.pth", "--class", 3, "--class", 7, "--out", out)
     assert r.exit_code == 0, r.output
     assert Image.open(out).size == (128, 64)
@@ -41,7 +36,7 @@ def test_generate_from_official_checkpoint_writes_png(golden_dir, tmp_path):
 ])
 def test_generate_bad_sampling_arguments(golden_dir, tmp_path, args, message):
     out = tmp_path / "g.png"
-    r = run("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth",
+    r = run_cli("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth",
             "--vae", golden_dir / "var_official_tiny.vae.pth", "--out", out, *args)
     assert r.exit_code == 2
     assert message in r.output
@@ -49,19 +44,19 @@ def test_generate_bad_sampling_arguments(golden_dir, tmp_path, args, message):
 
 
 def test_unknown_preset_lists_valid_ones(tmp_path):
-    r = run("generate", "--preset", "d99", "--out", tmp_path / "g.png")
+    r = run_cli("generate", "--preset", "d99", "--out", tmp_path / "g.png")
     assert r.exit_code == 2 and "d16" in r.output
 
 
 def test_checkpoint_without_vae(golden_dir, tmp_path):
-    r = run("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth", "--out", tmp_path / "g.png")
+    r = run_cli("generate", "--checkpoint", golden_dir / "var_official_tiny.var.pth", "--out", tmp_path / "g.png")
     assert r.exit_code == 2 and "--checkpoint and --vae go together" in r.output
 
 
 def test_corrupt_checkpoint_is_one_line_exit_2(tmp_path, golden_dir):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    r = run("generate", "--checkpoint", bad, "--vae", golden_dir / "var_official_tiny.vae.pth",
+    r = run_cli("generate", "--checkpoint", bad, "--vae", golden_dir / "var_official_tiny.vae.pth",
             "--out", tmp_path / "g.png")
     assert r.exit_code == 2
     assert r.output.strip().startswith("error: ") and "bad.pth" in r.output
@@ -70,6 +65,6 @@ def test_corrupt_checkpoint_is_one_line_exit_2(tmp_path, golden_dir):
 
 def test_convert_checkpoint(golden_dir, tmp_path):
     out = tmp_path / "var.safetensors"
-    r = run("convert-checkpoint", golden_dir / "var_official_tiny.var.pth", out)
+    r = run_cli("convert-checkpoint", golden_dir / "var_official_tiny.var.pth", out)
     assert r.exit_code == 0, r.output
-    assert "preset tiny" in run("info", out).output
+    assert "preset tiny" in run_cli("info", out).output

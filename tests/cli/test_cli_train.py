@@ -1,22 +1,15 @@
 """`nova-deploy train` and `train-classifier` run end to end at a few steps, resume, and refuse bad input."""
 import json
 
-from click.testing import CliRunner
-
-from nova_deploy.cli import commands_eval  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
+from cli_runner import run_cli
 from nova_deploy.checkpoint import read_state_dict
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def test_train_runs_every_stage_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = ("train", "--out", out, "--vqvae-steps", 2, "--var-steps", 2, "--encode-images", 20,
             "--decoder-steps", 2, "--threads", 1)
-    r = run(*args)
+    r = run_cli(*args)
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["vqvae_steps"] == 2 and summary["decoder_steps"] == 2 and summary["n_encode"] == 20
@@ -26,20 +19,20 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     vae_state, _ = read_state_dict(out / "vqvae.safetensors")
     assert "head.weight" in var_state and "quantize.embedding.weight" in vae_state
     lines = (out / "var_log.jsonl").read_text().count("\n")
-    r = run(*args)  # every stage is complete: resuming trains nothing more
+    r = run_cli(*args)  # every stage is complete: resuming trains nothing more
     assert r.exit_code == 0, r.output
     assert (out / "var_log.jsonl").read_text().count("\n") == lines
 
 
 def test_train_rejects_bad_counts(tmp_path):
-    r = run("train", "--out", tmp_path / "run", "--var-steps", 0)
+    r = run_cli("train", "--out", tmp_path / "run", "--var-steps", 0)
     assert r.exit_code == 2 and "--var-steps must be >= 1, got 0" in r.output
     assert not (tmp_path / "run").exists()
 
 
 def test_train_classifier_bad_input(tmp_path):
-    r = run("train-classifier", "--out", tmp_path / "no" / "c.safetensors", "--steps", 1)
+    r = run_cli("train-classifier", "--out", tmp_path / "no" / "c.safetensors", "--steps", 1)
     assert r.exit_code == 2 and "does not exist" in r.output
-    r = run("train-classifier", "--out", tmp_path / "c.safetensors", "--threads", 0)
+    r = run_cli("train-classifier", "--out", tmp_path / "c.safetensors", "--threads", 0)
     assert r.exit_code == 2 and "--threads must be >= 1" in r.output
     assert not list(tmp_path.iterdir())

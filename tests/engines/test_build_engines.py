@@ -4,11 +4,9 @@ import json
 
 import onnx
 import pytest
-from click.testing import CliRunner
 
+from cli_runner import run_cli
 from conftest import GRAPHS, TARGET
-from nova_deploy.cli import commands_engines  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
 from nova_deploy.engines.build_dir import build_engines
 from nova_deploy.engines.cache_key import BuildOptions, engine_key
 from nova_deploy.engines.errors import EngineError
@@ -109,16 +107,15 @@ def test_bad_max_batch_and_graph_name(built, rtx):
 
 def test_cli_build_engines_and_inspect(built):
     path, _ = built
-    runner = CliRunner()
-    res = runner.invoke(cli, ["build-engines", str(path), "--library", "tensorrt-rtx", "--compute-capability",
-                              TARGET, "--graph", "scale_01", "--graph", "decoder"])
+    res = run_cli("build-engines", path, "--library", "tensorrt-rtx", "--compute-capability", TARGET,
+                  "--graph", "scale_01", "--graph", "decoder")
     assert res.exit_code == 0, res.output
     assert "0 built, 2 cached" in res.output
-    res = runner.invoke(cli, ["build-engines", str(path), "--library", "tensorrt-rtx", "--max-batch", "0"])
+    res = run_cli("build-engines", path, "--library", "tensorrt-rtx", "--max-batch", 0)
     assert res.exit_code == 2 and res.output.strip().splitlines()[-1].startswith("error: --max-batch 0")
-    res = runner.invoke(cli, ["inspect", str(path / "engines" / "tensorrt-rtx-sm89" / "scale_01.plan")])
+    res = run_cli("inspect", path / "engines" / "tensorrt-rtx-sm89" / "scale_01.plan")
     assert res.exit_code == 0, res.output
     assert "(intact)" in res.output and "k_prefix_0" in res.output and "tensorrt-rtx" in res.output
     assert "deserializes plans only on a GPU" in res.output
-    res = runner.invoke(cli, ["inspect", str(path)])
+    res = run_cli("inspect", path)
     assert res.exit_code == 0 and "scale_01" in res.output and "against weights.bin" in res.output

@@ -5,21 +5,15 @@ import json
 import onnx_ir as ir
 import pytest
 import torch
-from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from nova_deploy.cli import commands_export  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
+from cli_runner import run_cli
 from nova_deploy.errors import ExportError, InvalidArgument
 from nova_deploy.export import exporter
 from nova_deploy.export.exporter import export_model
 from nova_deploy.export.manifest import FORMAT, FORMAT_VERSION, MANIFEST
 from nova_deploy.export.precision import check_representable
 from export_sources import one_thread, preset_source  # noqa: F401  (one_thread: autouse fixture)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def leftovers(parent):
@@ -37,18 +31,18 @@ def leftovers(parent):
 ])
 def test_bad_options_exit_2_before_writing(tmp_path, args, message):
     out = tmp_path / "engines" / "tiny"
-    r = run("export", "--preset", "tiny", "--out", out, *args)
+    r = run_cli("export", "--preset", "tiny", "--out", out, *args)
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert not out.exists() and not any(p.name.startswith(".") for p in tmp_path.rglob("*"))
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path):
-    r = run("export", "--checkpoint", tmp_path / "nope.pth", "--vae", tmp_path / "nope_vae.pth", "--out", tmp_path / "o")
+    r = run_cli("export", "--checkpoint", tmp_path / "nope.pth", "--vae", tmp_path / "nope_vae.pth", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "no such checkpoint file" in r.output
     bad = tmp_path / "var.safetensors"
     bad.write_bytes(b"\x00garbage" * 10)
-    r = run("export", "--checkpoint", bad, "--vae", bad, "--out", tmp_path / "o")
+    r = run_cli("export", "--checkpoint", bad, "--vae", bad, "--out", tmp_path / "o")
     assert r.exit_code == 2 and "not a readable safetensors file" in r.output
     assert leftovers(tmp_path) == ["var.safetensors"]
 
@@ -63,7 +57,7 @@ def _fake_export_dir(path, fingerprint="0" * 64):
 def test_out_holding_another_models_export_is_refused(tmp_path):
     out = tmp_path / "engines" / "x"
     _fake_export_dir(out)
-    r = run("export", "--preset", "tiny", "--out", out)
+    r = run_cli("export", "--preset", "tiny", "--out", out)
     assert r.exit_code == 2 and "holds the export of a different model (preset other" in r.output
     assert (out / "scale_00.onnx").read_bytes() == b"theirs"
     assert leftovers(out.parent) == ["x"]
@@ -73,7 +67,7 @@ def test_out_that_is_not_an_export_is_refused(tmp_path):
     out = tmp_path / "photos"
     out.mkdir()
     (out / "cat.png").write_bytes(b"png")
-    r = run("export", "--preset", "tiny", "--out", out)
+    r = run_cli("export", "--preset", "tiny", "--out", out)
     assert r.exit_code == 2 and "not an export directory" in r.output
     assert leftovers(out) == ["cat.png"]
 
@@ -81,7 +75,7 @@ def test_out_that_is_not_an_export_is_refused(tmp_path):
 def test_unwritable_out(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a directory")
-    r = run("export", "--preset", "tiny", "--out", blocker / "engines" / "x")
+    r = run_cli("export", "--preset", "tiny", "--out", blocker / "engines" / "x")
     assert r.exit_code == 2 and "cannot create the parent directory" in r.output
     assert leftovers(tmp_path) == ["file"]
 
@@ -95,7 +89,7 @@ def test_read_only_parent(tmp_path):
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        r = run("export", "--preset", "tiny", "--out", parent / "x")
+        r = run_cli("export", "--preset", "tiny", "--out", parent / "x")
         assert r.exit_code == 2 and "cannot write to" in r.output
     finally:
         parent.chmod(0o755)
@@ -146,9 +140,9 @@ def test_failed_validation_is_kept_aside_and_not_marked_valid(tmp_path, monkeypa
 
 
 def test_help_lists_export_and_validate():
-    r = run("--help")
+    r = run_cli("--help")
     assert r.exit_code == 0 and "export" in r.output and "validate" in r.output
-    r = run("export", "--help")
+    r = run_cli("export", "--help")
     assert r.exit_code == 0
     for option in ("--out", "--precision", "--max-batch", "--opset", "--prune-from", "--min-keep"):
         assert option in r.output

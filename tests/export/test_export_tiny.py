@@ -8,10 +8,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from click.testing import CliRunner
 
-from nova_deploy.cli import commands_export  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
+from cli_runner import run_cli
 from nova_deploy.errors import ExportError
 from nova_deploy.export.exporter import export_model, validate_dir
 from nova_deploy.export.manifest import CODEBOOK, MANIFEST, model_fingerprint, spec_from_manifest
@@ -26,10 +24,6 @@ pytestmark = pytest.mark.slow  # the module's tiny export traces 10 graphs (abou
 def tiny_export(tmp_path_factory):
     torch.set_num_threads(1)
     return export_model(preset_source("tiny"), tmp_path_factory.mktemp("tiny") / "export", max_batch=2)
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 def test_export_validates_and_manifest_describes_it(tiny_export):
@@ -127,18 +121,18 @@ def test_validation_fails_and_lists_the_mismatch_after_tampering(tiny_export, tm
 
 
 def test_validate_command(tiny_export, tmp_path):
-    r = run("validate", tiny_export.out_dir)
+    r = run_cli("validate", tiny_export.out_dir)
     assert r.exit_code == 0, r.output
     assert "valid (10 graphs, 6 shapes each)" in r.output
     bad = tmp_path / "tampered"
     shutil.copytree(tiny_export.out_dir, bad)
     _tamper_head_weight(bad)
-    r = run("validate", bad)
+    r = run_cli("validate", bad)
     assert r.exit_code == 2 and "validation failed" in r.output and "logits_BlV" in r.output
 
 
 def test_validate_refuses_another_model(tiny_export):
-    r = run("validate", tiny_export.out_dir, "--preset", "small")
+    r = run_cli("validate", tiny_export.out_dir, "--preset", "small")
     assert r.exit_code == 2 and "was exported from another model" in r.output
 
 
@@ -150,10 +144,10 @@ def test_export_is_deterministic_and_replaces_its_own_export(tiny_export, tmp_pa
     shutil.copytree(tiny_export.out_dir, again)
     (again / "marker").write_text("only in the old export")
     before = {p.name: p.stat().st_ino for p in again.iterdir()}
-    r = run("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
+    r = run_cli("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
     assert r.exit_code == 0 and "is up to date" in r.output, r.output  # the copy is this very export
     (again / "cond.onnx").write_bytes(b"changed")  # ... until a file differs: then it is exported again
-    r = run("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
+    r = run_cli("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
     assert r.exit_code == 0, r.output
     assert "wrote" in r.output and "weights.bin" in r.output
     assert not (again / "marker").exists()  # replaced as a whole, not written over

@@ -5,11 +5,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
-from click.testing import CliRunner
 
+from cli_runner import run_cli
 from export_sources import one_thread  # noqa: F401  (autouse: one CPU thread)
-from nova_deploy.cli import commands_model  # noqa: F401  (registers the commands)
-from nova_deploy.cli.main import cli
 from nova_deploy.errors import BackendUnavailable, InvalidArgument
 from nova_deploy.export.manifest import MANIFEST
 from nova_deploy.runtime.pipeline import Pipeline
@@ -116,8 +114,8 @@ def test_tensorrt_without_its_runtime_is_unavailable(small_export):
 
 def test_cli_generates_from_engines(small_export, tmp_path):
     out, trace = tmp_path / "grid.png", tmp_path / "trace.json"
-    r = CliRunner().invoke(cli, ["generate", "--engines", str(small_export.out_dir), "--class", "3", "--class", "4",
-                                 "--policy", "nova", "--trace", str(trace), "--threads", "1", "--out", str(out)])
+    r = run_cli("generate", "--engines", small_export.out_dir, "--class", 3, "--class", 4,
+                "--policy", "nova", "--trace", trace, "--threads", 1, "--out", out)
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 0 and len(json.loads(trace.read_text())["images"]) == 2
     assert "outside" in r.output
@@ -132,8 +130,7 @@ def test_cli_generates_from_engines(small_export, tmp_path):
 def test_cli_bad_runtime_input_is_one_line_and_exit_2(small_export, tmp_path, args, message):
     if args[0] == "--device" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    r = CliRunner().invoke(cli, ["generate", "--engines", str(small_export.out_dir), "--out", str(tmp_path / "g.png"),
-                                 *args])
+    r = run_cli("generate", "--engines", small_export.out_dir, "--out", tmp_path / "g.png", *args)
     assert r.exit_code == 2 and message in r.output, r.output
     assert not (tmp_path / "g.png").exists()
 
