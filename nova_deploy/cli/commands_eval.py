@@ -61,15 +61,15 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
     src = resolve_models(var_path, vae_path, preset)
     check_model_fits_classifier(src.var, src.vae)
     click.echo(f"model: {src.description}", err=True)
-    reports = []
+    reports, dense_cache, clf = [], {}, load_classifier()
     t0 = time.perf_counter()
     for policy in parsed:
         policy.validate_for(len(src.var.patch_nums), src.var.depth)
         with tqdm(total=samples, desc=f"eval {policy.name}", unit="img", leave=False) as bar:
             reports.append(evaluate(src.var, src.vae, policy, n_samples=samples, batch=batch, seed=seed,
-                                    params=params, progress=bar.update))
+                                    params=params, progress=bar.update, dense_cache=dense_cache, clf=clf))
     click.echo(format_table(reports))
-    recon = reconstruction_report(src.vae, load_classifier())
+    recon = reconstruction_report(src.vae, clf)
     click.echo(format_reconstruction(recon))
     grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
     options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,

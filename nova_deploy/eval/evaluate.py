@@ -34,7 +34,7 @@ class EvalReport:
     ssim_vs_dense: Optional[float] = None
     sampling: dict = field(default_factory=dict)
     seconds_per_image: float = 0.0  # generation wall time of this policy (batch as given)
-    dense_seconds_per_image: Optional[float] = None  # the same for dense, when it was generated
+    dense_seconds_per_image: Optional[float] = None  # the same for dense (timed when first generated, then cached)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,14 +55,16 @@ def min_samples_for_fid() -> int:
 @torch.no_grad()
 def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, seed: int = 0,
              params: SamplingParams = SamplingParams(), compare_dense: bool = True,
-             progress: Optional[Callable[[int], None]] = None, dense_cache: Optional[dict] = None) -> EvalReport:
+             progress: Optional[Callable[[int], None]] = None, dense_cache: Optional[dict] = None,
+             clf=None) -> EvalReport:
     """dense_cache: a dict reused across calls with the same seed/batch/params, holding the dense
-    generations that fidelity is measured against, so they are computed once for many policies."""
+    generations that fidelity is measured against, so they are computed once for many policies.
+    clf: the shipped classifier, loaded here unless the caller already holds it."""
     check_model_fits_classifier(var, vae)
     need = min_samples_for_fid()
     require(n_samples >= need, f"--samples {n_samples} is too few for a stable Fréchet distance on "
                                f"{FEATURE_DIM}-d features: use at least {need} (1000 recommended)")
-    clf = load_classifier()
+    clf = load_classifier() if clf is None else clf
     correct, feats, entropies, reductions = 0, [], [], []
     agree, psnrs, ssims = [], [], []
     seconds, dense_seconds = 0.0, 0.0
@@ -81,9 +83,10 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
         if compare_dense and policy.name != "none":
             if (start, B) not in dense_cache:
                 t0 = time.perf_counter()
-                dense_cache[(start, B)] = generate(var, B, labels, g_seed=seed + start, params=params)
-                dense_seconds += time.perf_counter() - t0
-            dense = dense_cache[(start, B)]
+                generated = generate(var, B, labels, g_seed=seed + start, params=params)
+                dense_cache[(start, B)] = (generated, time.perf_counter() - t0)
+            dense, dense_batch_seconds = dense_cache[(start, B)]
+            dense_seconds += dense_batch_seconds
             agree.append(torch.tensor(token_agreement(res.idx_Bl, dense.idx_Bl)) * B)
             p = psnr(res.images, dense.images)
             psnrs.append(p[torch.isfinite(p)])
