@@ -1,6 +1,10 @@
 """Write nova_deploy/assets/MODEL_CARD.md from the training run (logs, summary) and an eval JSON.
 
-    python tools/write_model_card.py runs/ref eval.json
+    python tools/write_model_card.py runs/ref eval.json [runs/earlier]
+
+runs/earlier: a completed run whose VQVAE, encoding and decoder stages the run resumed from (copied
+in, so `nova-deploy train` skipped them); their times are taken from it, and it must have used the
+same recipe for those stages.
 """
 import json
 import sys
@@ -53,6 +57,17 @@ def main():
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
     stage_s = {k: v for k, v in summary.items() if k.endswith("_s")}
+    provenance = "one uninterrupted run"
+    if len(sys.argv) > 3:
+        earlier = Path(sys.argv[3])
+        before = json.loads((earlier / "train_summary.json").read_text())
+        shared = ("seed", "threads", "vqvae_steps", "n_encode", "decoder_steps")
+        differ = [k for k in shared if before.get(k) != summary.get(k)]
+        if differ:
+            sys.exit(f"{earlier} used another recipe for the reused stages ({', '.join(differ)} differ)")
+        stage_s.update({k: before[k] for k in ("vqvae_s", "encode_s", "decoder_s")})
+        provenance = (f"the VAR stage timed in this run; the VQVAE, encoding and decoder stages, whose recipe "
+                      f"did not change, were resumed complete from run `{earlier.name}` and timed there")
     total_min = sum(stage_s.values()) / 60
     sampling = ev["reports"][0].get("sampling", {})
     opts = ev.get("options")
@@ -82,12 +97,12 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
-   dropout 0.1 (so CFG works), AdamW, cosine LR.
+   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', 6e-4)}, cosine.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps: only post_quant_conv + decoder, on frozen tokens.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}
 
-Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all, one uninterrupted run.
+Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all ({provenance}).
 The classifier was trained separately (`nova-deploy train-classifier --threads {clf_card["torch_threads"]}`, {clf_card["train_seconds"]} s).
 
 ## Reconstruction ({n_rec} held-out images, data seed {seed_rec})

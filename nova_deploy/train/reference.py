@@ -38,7 +38,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     timings["encode_s"] = round(time.time() - t, 1)
 
     t = time.time()
-    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps)
+    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=recipe.VAR_LR)
     save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
     timings["var_s"] = round(time.time() - t, 1)
 
@@ -49,7 +49,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
     timings["decoder_s"] = round(time.time() - t, 1)
 
-    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
+    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps, "var_lr": recipe.VAR_LR,
                "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads, **timings}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
