@@ -97,7 +97,7 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
-   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', 6e-4)}, cosine.
+   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps: only post_quant_conv + decoder, on frozen tokens.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}

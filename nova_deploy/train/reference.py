@@ -20,7 +20,7 @@ from nova_deploy.train.vqvae import refine_decoder, train_vqvae
 def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     vqvae_steps: int = recipe.VQVAE_STEPS, var_steps: int = recipe.VAR_STEPS,
                     n_encode: int = recipe.ENCODE_IMAGES, decoder_steps: int = recipe.DECODER_STEPS,
-                    threads: int = recipe.THREADS) -> dict:
+                    threads: int = recipe.THREADS, var_lr: float = recipe.VAR_LR) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
@@ -38,7 +38,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     timings["encode_s"] = round(time.time() - t, 1)
 
     t = time.time()
-    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=recipe.VAR_LR)
+    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr)
     save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
     timings["var_s"] = round(time.time() - t, 1)
 
@@ -49,7 +49,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
     timings["decoder_s"] = round(time.time() - t, 1)
 
-    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps, "var_lr": recipe.VAR_LR,
-               "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads, **timings}
+    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
+               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads, **timings}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_var
 from nova_deploy.models.presets import VARConfig
+from nova_deploy.train import recipe
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
 
@@ -43,7 +44,7 @@ def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
 
 
 def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
-              lr: float = 6e-4, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
+              lr: float = recipe.VAR_LR, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
               log_every: int = 10, ckpt_every: int = 100):
     torch.manual_seed(seed)
     var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
