@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nova_deploy.eval.evaluate import evaluate
+from nova_deploy.eval.evaluate import EvalCache, evaluate
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.config import FastVARConfig, NovaConfig
 from nova_deploy.nova.policy import Policy
@@ -113,14 +113,14 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     src = resolve_models(None, None, None)
     params = SamplingParams(cfg=args.cfg)
-    dense_cache, rows = {}, []
+    cache, rows = EvalCache(), []
     chosen = configs(len(src.var.patch_nums), args.dense_seeds)
     if args.only:
         chosen = [c for c in chosen if any(c[0].startswith(p) for p in args.only.split(","))]
     for name, policy, seed in chosen:
         t0 = time.perf_counter()
         rep = evaluate(src.var, src.vae, policy, n_samples=args.samples, batch=args.batch, params=params,
-                       seed=seed, dense_cache=dense_cache)
+                       seed=seed, cache=cache)
         row = {"name": name, "seed": seed, **rep.to_dict(), "wall_s": round(time.perf_counter() - t0, 1)}
         rows.append(row)
         print(json.dumps({k: row[k] for k in ("name", "flop_reduction", "classifier_accuracy", "fid_feat",

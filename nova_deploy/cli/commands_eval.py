@@ -10,9 +10,9 @@ from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
-from nova_deploy.eval.evaluate import check_model_fits_classifier, evaluate, min_samples_for_fid
+from nova_deploy.eval.evaluate import EvalCache, check_model_fits_classifier, evaluate, min_samples_for_fid
 from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
-from nova_deploy.eval.report import eval_png, format_table
+from nova_deploy.eval.report import eval_png, format_per_class, format_table
 from nova_deploy.images import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
@@ -61,14 +61,15 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
     src = resolve_models(var_path, vae_path, preset)
     check_model_fits_classifier(src.var, src.vae)
     click.echo(f"model: {src.description}", err=True)
-    reports, dense_cache, clf = [], {}, load_classifier()
+    reports, cache, clf = [], EvalCache(), load_classifier()
     t0 = time.perf_counter()
     for policy in parsed:
         policy.validate_for(len(src.var.patch_nums), src.var.depth)
         with tqdm(total=samples, desc=f"eval {policy.name}", unit="img", leave=False) as bar:
             reports.append(evaluate(src.var, src.vae, policy, n_samples=samples, batch=batch, seed=seed,
-                                    params=params, progress=bar.update, dense_cache=dense_cache, clf=clf))
+                                    params=params, progress=bar.update, cache=cache, clf=clf))
     click.echo(format_table(reports))
+    click.echo(format_per_class(reports))
     recon = reconstruction_report(src.vae, clf)
     click.echo(format_reconstruction(recon))
     grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images

@@ -4,7 +4,7 @@ per-scale entropy curve NOVA reads."""
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -35,9 +35,25 @@ class EvalReport:
     sampling: dict = field(default_factory=dict)
     seconds_per_image: float = 0.0  # generation wall time of this policy (batch as given)
     dense_seconds_per_image: Optional[float] = None  # the same for dense (timed when first generated, then cached)
+    # confusion[requested][predicted]: which classes a setting loses, and to what (accuracy alone hides it)
+    confusion: List[List[int]] = field(default_factory=list)
+
+    @property
+    def per_class_accuracy(self) -> List[float]:
+        return [row[i] / max(sum(row), 1) for i, row in enumerate(self.confusion)]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "per_class_accuracy": self.per_class_accuracy}
+
+
+@dataclass
+class EvalCache:
+    """What several evaluate() calls share: the dense generations fidelity is measured against (with
+    the seconds each batch took), keyed by seed, sampling and batch so that a call with other
+    settings cannot be served another's images, and the real-image features, so a run over many
+    policies computes each once."""
+    dense: Dict[tuple, tuple] = field(default_factory=dict)
+    real_features: Dict[Tuple[int, int], Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 def check_model_fits_classifier(var, vae) -> None:
@@ -55,20 +71,20 @@ def min_samples_for_fid() -> int:
 @torch.no_grad()
 def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, seed: int = 0,
              params: SamplingParams = SamplingParams(), compare_dense: bool = True,
-             progress: Optional[Callable[[int], None]] = None, dense_cache: Optional[dict] = None,
+             progress: Optional[Callable[[int], None]] = None, cache: Optional[EvalCache] = None,
              clf=None) -> EvalReport:
-    """dense_cache: a dict reused across calls with the same seed/batch/params, holding the dense
-    generations that fidelity is measured against, so they are computed once for many policies.
+    """cache: shared across calls, e.g. one per policy (see EvalCache).
     clf: the shipped classifier, loaded here unless the caller already holds it."""
     check_model_fits_classifier(var, vae)
     need = min_samples_for_fid()
     require(n_samples >= need, f"--samples {n_samples} is too few for a stable Fréchet distance on "
                                f"{FEATURE_DIM}-d features: use at least {need} (1000 recommended)")
     clf = load_classifier() if clf is None else clf
-    correct, feats, entropies, reductions = 0, [], [], []
+    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+    feats, entropies, reductions = [], [], []
     agree, psnrs, ssims = [], [], []
     seconds, dense_seconds = 0.0, 0.0
-    dense_cache = {} if dense_cache is None else dense_cache
+    cache = EvalCache() if cache is None else cache
     for start in range(0, n_samples, batch):
         B = min(batch, n_samples - start)
         labels = torch.arange(start, start + B) % NUM_CLASSES
@@ -76,16 +92,17 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
         res = generate(var, B, labels, g_seed=seed + start, params=params, policy=policy, want_trace=True)
         seconds += time.perf_counter() - t0
         pred, f = classify_images(clf, res.images)
-        correct += int((pred == labels).sum())
+        confusion.index_put_((labels, pred), torch.ones_like(labels), accumulate=True)
         feats.append(f)
         entropies += [img["entropy_curve"] for img in res.trace]
         reductions.append(res.trace[0]["flop_reduction"])
         if compare_dense and policy.name != "none":
-            if (start, B) not in dense_cache:
+            key = (seed, params, start, B)
+            if key not in cache.dense:
                 t0 = time.perf_counter()
                 generated = generate(var, B, labels, g_seed=seed + start, params=params)
-                dense_cache[(start, B)] = (generated, time.perf_counter() - t0)
-            dense, dense_batch_seconds = dense_cache[(start, B)]
+                cache.dense[key] = (generated, time.perf_counter() - t0)
+            dense, dense_batch_seconds = cache.dense[key]
             dense_seconds += dense_batch_seconds
             agree.append(torch.tensor(token_agreement(res.idx_Bl, dense.idx_Bl)) * B)
             p = psnr(res.images, dense.images)
@@ -93,11 +110,13 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
             ssims.append(ssim(res.images, dense.images))
         if progress:
             progress(B)
-    real_a = real_features(clf, REAL_SEED_A, n_samples, batch)
-    real_b = real_features(clf, REAL_SEED_B, n_samples, batch)
+    if (n_samples, batch) not in cache.real_features:
+        cache.real_features[(n_samples, batch)] = (real_features(clf, REAL_SEED_A, n_samples, batch),
+                                                   real_features(clf, REAL_SEED_B, n_samples, batch))
+    real_a, real_b = cache.real_features[(n_samples, batch)]
     report = EvalReport(
         policy=policy.name if policy.config is None else f"{policy.name} {policy.config}",
-        n_samples=n_samples, classifier_accuracy=correct / n_samples,
+        n_samples=n_samples, classifier_accuracy=int(confusion.diagonal().sum()) / n_samples,
         fid_feat=frechet_distance(torch.cat(feats), real_a),
         fid_feat_real_vs_real=frechet_distance(real_b, real_a),
         entropy_per_scale=torch.tensor(entropies).mean(0).tolist(),
@@ -105,6 +124,7 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
         sampling=asdict(params),
         seconds_per_image=seconds / n_samples,
         dense_seconds_per_image=dense_seconds / n_samples if dense_seconds else None,
+        confusion=confusion.tolist(),
     )
     if agree:
         report.token_agreement_per_scale = (torch.stack(agree).sum(0) / n_samples).tolist()

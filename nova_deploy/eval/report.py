@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 from typing import List
 
+from nova_deploy.data import CLASS_NAMES
 from nova_deploy.errors import InvalidArgument
 
 
@@ -19,6 +20,26 @@ def format_table(reports: List) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths))
     entropy = ", ".join(f"{e:.3f}" for e in reports[0].entropy_per_scale)
     lines.append(f"mean token entropy per scale ({reports[0].policy.split(' ')[0]}): {entropy}")
+    return "\n".join(lines)
+
+
+def format_per_class(reports: List) -> str:
+    """Accuracy per requested class, one row per policy, and each class's most frequent wrong
+    reading under the first policy: the overall accuracy hides which shapes a setting loses."""
+    rows = [("policy",) + CLASS_NAMES]
+    for r in reports:
+        rows.append((r.policy.split(" ")[0],) + tuple(f"{100 * a:.0f}%" for a in r.per_class_accuracy))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["accuracy per class:"] + ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    first = reports[0]
+    misread = []
+    for i, row in enumerate(first.confusion):
+        wrong = [(n, j) for j, n in enumerate(row) if j != i and n > 0]
+        if wrong:
+            n, j = max(wrong)
+            misread.append(f"{CLASS_NAMES[i]} as {CLASS_NAMES[j]} {100 * n / sum(row):.0f}%")
+    if misread:
+        lines.append(f"most frequent misreading ({first.policy.split(' ')[0]}): " + ", ".join(misread))
     return "\n".join(lines)
 
 

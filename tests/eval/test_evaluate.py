@@ -3,12 +3,14 @@ the plumbing, the checks and the artefacts are)."""
 from dataclasses import replace
 
 import pytest
+import torch
 
 from cli_runner import run_cli
 from model_factories import randomised_pair
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval import evaluate as evaluate_module
-from nova_deploy.eval.evaluate import evaluate, min_samples_for_fid
+from nova_deploy.eval.evaluate import FEATURE_DIM, EvalCache, EvalReport, evaluate, min_samples_for_fid
+from nova_deploy.eval.report import format_per_class
 from nova_deploy.models.build import build_pair
 from nova_deploy.models.presets import get_preset
 from nova_deploy.nova.policy import parse_policy
@@ -23,28 +25,74 @@ def small():
 @pytest.mark.slow
 def test_evaluate_reports_every_metric(small, monkeypatch):
     var, vae = small
-    dense_runs = []
+    dense_runs, real_runs = [], []
 
     def counting_generate(*args, **kwargs):
         if "policy" not in kwargs:
             dense_runs.append(1)
         return generate(*args, **kwargs)
 
+    def counting_real_features(*args):
+        real_runs.append(1)
+        return real_features(*args)
+
+    real_features = evaluate_module.real_features
     monkeypatch.setattr(evaluate_module, "generate", counting_generate)
-    cache = {}
+    monkeypatch.setattr(evaluate_module, "real_features", counting_real_features)
+    cache = EvalCache()
     rep = evaluate(var, vae, parse_policy("fixed:0,0,0,0,0,0.5,0.5"), n_samples=min_samples_for_fid(), batch=129,
-                   dense_cache=cache)
-    assert len(dense_runs) == 2 and rep.dense_seconds_per_image > 0
+                   cache=cache)
+    assert len(dense_runs) == 2 and rep.dense_seconds_per_image > 0 and len(real_runs) == 2
     again = evaluate(var, vae, parse_policy("fixed:0,0,0,0,0,0.25,0.25"), n_samples=min_samples_for_fid(),
-                     batch=129, dense_cache=cache)
+                     batch=129, cache=cache)
     assert len(dense_runs) == 2  # the second policy is measured against the cached dense images
+    assert len(real_runs) == 2  # and against the same real features
+    assert again.fid_feat_real_vs_real == rep.fid_feat_real_vs_real
     assert again.dense_seconds_per_image == rep.dense_seconds_per_image
     assert again.psnr_vs_dense > rep.psnr_vs_dense  # pruning less stays closer to dense
-    assert 0 <= rep.classifier_accuracy <= 1
+    assert sum(map(sum, rep.confusion)) == rep.n_samples
+    assert [sum(row) for row in rep.confusion] == [rep.n_samples // 10 + (i < rep.n_samples % 10) for i in range(10)]
+    diagonal = sum(rep.confusion[i][i] for i in range(10))
+    assert rep.classifier_accuracy == diagonal / rep.n_samples
+    assert rep.to_dict()["per_class_accuracy"] == [rep.confusion[i][i] / sum(rep.confusion[i]) for i in range(10)]
     assert rep.fid_feat > rep.fid_feat_real_vs_real  # random weights are far from real shapes
     assert len(rep.entropy_per_scale) == len(var.patch_nums) and len(rep.token_agreement_per_scale) == 7
     assert rep.token_agreement_per_scale[:5] == [1.0] * 5 and rep.token_agreement_per_scale[-1] < 1.0
     assert rep.flop_reduction > 1
+
+
+@pytest.mark.slow
+def test_dense_cache_is_keyed_by_seed(small, monkeypatch):
+    var, vae = small
+    dense_seeds, one_generation = [], []
+
+    def recording_generate(*args, **kwargs):  # generates once, then hands back the same images: only the seeds matter
+        if "policy" not in kwargs:
+            dense_seeds.append(kwargs["g_seed"])
+        if not one_generation:
+            one_generation.append(generate(*args, **{**kwargs, "want_trace": True}))
+        return one_generation[0]
+
+    monkeypatch.setattr(evaluate_module, "generate", recording_generate)
+    monkeypatch.setattr(evaluate_module, "real_features",
+                        lambda clf, seed, n, batch: torch.randn(n, FEATURE_DIM, generator=torch.Generator().manual_seed(seed)))
+    cache, n = EvalCache(), min_samples_for_fid()
+    policy = parse_policy("fixed:0,0,0,0,0,0.5,0.5")
+    evaluate(var, vae, policy, n_samples=n, batch=n, seed=0, cache=cache)
+    evaluate(var, vae, policy, n_samples=n, batch=n, seed=5, cache=cache)
+    assert dense_seeds == [0, 5]  # another seed's dense images are generated, not taken from the cache
+
+
+def test_per_class_table_names_classes_and_misreadings():
+    confusion = [[0] * 10 for _ in range(10)]
+    for i in range(10):
+        confusion[i][i] = 3
+    confusion[1][6] = 1  # one square read as a hexagon
+    rep = EvalReport(policy="none", n_samples=31, classifier_accuracy=30 / 31, fid_feat=1.0,
+                     fid_feat_real_vs_real=0.5, entropy_per_scale=[0.1], flop_reduction=1.0, confusion=confusion)
+    text = format_per_class([rep])
+    assert "square" in text.splitlines()[1] and "75%" in text.splitlines()[2]
+    assert text.splitlines()[-1] == "most frequent misreading (none): square as hexagon 25%"
 
 
 def test_too_few_samples(small):
