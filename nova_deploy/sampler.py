@@ -82,11 +82,20 @@ def make_generator(g_seed: Optional[int], device) -> Optional[torch.Generator]:
 def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
              params: SamplingParams = SamplingParams(),
              on_scale: Optional[Callable[[int], None]] = None, policy: Policy = Policy(),
-             want_trace: bool = False) -> GenerationResult:
+             want_trace: bool = False, forced_idx: Optional[List[torch.Tensor]] = None) -> GenerationResult:
     """policy decides which tokens each layer computes (default: every token, the official sampler);
-    on_scale(si) is called after each scale (progress display)."""
+    on_scale(si) is called after each scale (progress display). forced_idx: token ids (B, pn*pn) of
+    the first len(forced_idx) scales, taken instead of the sampled ones (teacher forcing, to find the
+    scale at which a model loses what it was asked for); the generator is drawn from as without it."""
     device = var.lvl_1L.device
     vae, quant = var.vae, var.vae.quantize
+    forced_idx = [] if forced_idx is None else list(forced_idx)
+    require(len(forced_idx) <= len(var.patch_nums),
+            f"forced_idx has {len(forced_idx)} scales; the model has {len(var.patch_nums)}")
+    for si, idx in enumerate(forced_idx):
+        pn = var.patch_nums[si]
+        require(tuple(idx.shape) == (B, pn * pn), f"forced_idx[{si}] has shape {tuple(idx.shape)}; "
+                                                  f"scale {si} needs ({B}, {pn * pn})")
     rng = make_generator(g_seed, device)
     label_B = resolve_labels(var.num_classes, B, label_B, rng, device)
     K = len(var.patch_nums)
@@ -113,11 +122,14 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
         if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
             decider.observe(si, logits_BlV, out.attn_branch, out.ffn_branch)
         idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
+        forced = si < len(forced_idx)
+        if forced:
+            idx_Bl = forced_idx[si].to(device=device, dtype=torch.long)
         result.idx_Bl.append(idx_Bl)
         if params.more_smooth:
             ratio = si / (K - 1)
             soft = gumbel_softmax_with_rng(logits_BlV.mul(1 + ratio), tau=smooth_temperature(si, K), rng=rng)
-            h_BlC = soft @ quant.embedding.weight.unsqueeze(0)
+            h_BlC = quant.embedding(idx_Bl) if forced else soft @ quant.embedding.weight.unsqueeze(0)
         else:
             h_BlC = quant.embedding(idx_Bl)
         h_BChw = h_BlC.transpose_(1, 2).reshape(B, var.Cvae, pn, pn)
