@@ -49,6 +49,12 @@ def main():
         f"{'-' if r['psnr_vs_dense'] is None else format(r['psnr_vs_dense'], '.2f')} | "
         f"{'-' if r['ssim_vs_dense'] is None else format(r['ssim_vs_dense'], '.4f')} |"
         for r in ev["reports"])
+    per_class = ""
+    if all("per_class_accuracy" in r for r in ev["reports"]):
+        per_class = ("\nAccuracy per requested class:\n\n| policy | " + " | ".join(CLASS_NAMES) + " |\n| --- |"
+                     + " ---: |" * len(CLASS_NAMES) + "\n" + "\n".join(
+                         f"| {r['policy'].split(' ')[0]} | " + " | ".join(f"{100 * a:.0f}%" for a in r["per_class_accuracy"])
+                         + " |" for r in ev["reports"]) + "\n")
     rec = ev.get("vqvae_reconstruction")
     rec_line = ("not in this eval JSON" if rec is None else
                 f"PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}; the classifier recognises "
@@ -114,7 +120,7 @@ VQVAE: {rec_line}. A VAR sampled through this VQVAE cannot score above that accu
 | policy | transformer FLOP reduction | classifier accuracy | FID_feat | FID_feat real vs real | PSNR vs dense | SSIM vs dense |
 | --- | --- | --- | --- | --- | --- | --- |
 {rows}
-
+{per_class}
 Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports"][0]["entropy_per_scale"])}.
 """
     notes = ASSETS.parent.parent / "tools" / "model_card_notes.md"
