@@ -96,6 +96,7 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
         pn = var.patch_nums[si]
         require(tuple(idx.shape) == (B, pn * pn), f"forced_idx[{si}] has shape {tuple(idx.shape)}; "
                                                   f"scale {si} needs ({B}, {pn * pn})")
+        require(bool(((idx >= 0) & (idx < var.V)).all()), f"forced_idx[{si}] holds token ids outside 0..{var.V - 1}")
     rng = make_generator(g_seed, device)
     label_B = resolve_labels(var.num_classes, B, label_B, rng, device)
     K = len(var.patch_nums)

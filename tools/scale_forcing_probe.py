@@ -5,7 +5,7 @@ taken from the real pyramid and the rest sampled by the VAR (same seeds for ever
 shipped classifier reads the result. k = 0 is plain sampling; k = K is the VQVAE's reconstruction.
 The scale after which a class's accuracy jumps is where the model's prediction fails it.
 
-    python tools/scale_forcing_probe.py [--per-class 50] [--cfg 1.5] [--json probe.json]
+    python tools/scale_forcing_probe.py [--checkpoint VAR --vae VQVAE] [--per-class 50] [--cfg 1.5] [--json probe.json]
 """
 import argparse
 import json
@@ -32,14 +32,13 @@ def forcing_accuracy(var, vae, clf, per_class: int, params: SamplingParams, seed
     """accuracy[k][class] with the first k scales forced from real pyramids."""
     n = per_class * NUM_CLASSES
     images, labels = ShapesDataset(seed=PROBE_SEED, length=n, size=IMAGE_SIZE).batch(0, n)
-    K = len(var.patch_nums)
+    pyramids = [vae.img_to_idxBl(images[start:start + batch]) for start in range(0, n, batch)]
     table = []
-    for k in range(K + 1):
+    for k in range(len(var.patch_nums) + 1):
         hits = torch.zeros(NUM_CLASSES)
-        for start in range(0, n, batch):
-            img, lab = images[start:start + batch], labels[start:start + batch]
-            forced = [idx for idx in vae.img_to_idxBl(img)[:k]]
-            out = generate(var, len(lab), lab, g_seed=seed + start, params=params, forced_idx=forced)
+        for start, pyramid in zip(range(0, n, batch), pyramids):
+            lab = labels[start:start + batch]
+            out = generate(var, len(lab), lab, g_seed=seed + start, params=params, forced_idx=pyramid[:k])
             ok = classify_images(clf, out.images)[0] == lab
             hits += torch.bincount(lab[ok], minlength=NUM_CLASSES)
         table.append((hits / per_class).tolist())
@@ -48,6 +47,8 @@ def forcing_accuracy(var, vae, clf, per_class: int, params: SamplingParams, seed
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", default=None, help="VAR checkpoint (default: the bundled model)")
+    ap.add_argument("--vae", default=None, help="VQVAE checkpoint (default: the bundled one)")
     ap.add_argument("--per-class", type=int, default=50)
     ap.add_argument("--cfg", type=float, default=1.5)
     ap.add_argument("--seed", type=int, default=0)
@@ -55,7 +56,7 @@ def main():
     args = ap.parse_args()
     if args.per_class < 1:
         sys.exit(f"--per-class must be >= 1, got {args.per_class}")
-    src = resolve_models(None, None, None)
+    src = resolve_models(args.checkpoint, args.vae, None)
     check_model_fits_classifier(src.var, src.vae)
     t0 = time.perf_counter()
     table = forcing_accuracy(src.var, src.vae, load_classifier(), args.per_class, SamplingParams(cfg=args.cfg),

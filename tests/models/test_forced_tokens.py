@@ -42,3 +42,5 @@ def test_forced_tokens_of_the_wrong_shape_are_refused(tiny):
     too_many = [torch.zeros(2, p * p, dtype=torch.long) for p in var.patch_nums] + [torch.zeros(2, 1, dtype=torch.long)]
     with pytest.raises(InvalidArgument, match="forced_idx has"):
         generate(var, 2, [0, 1], forced_idx=too_many)
+    with pytest.raises(InvalidArgument, match=rf"forced_idx\[0\] holds token ids outside 0..{var.V - 1}"):
+        generate(var, 2, [0, 1], forced_idx=[torch.full((2, 1), var.V, dtype=torch.long)])
