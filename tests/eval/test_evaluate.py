@@ -7,6 +7,7 @@ import torch
 
 from cli_runner import run_cli
 from model_factories import randomised_pair
+from nova_deploy.data import CLASS_NAMES
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval import evaluate as evaluate_module
 from nova_deploy.eval.evaluate import FEATURE_DIM, EvalCache, EvalReport, evaluate, min_samples_for_fid
@@ -87,12 +88,12 @@ def test_per_class_table_names_classes_and_misreadings():
     confusion = [[0] * 10 for _ in range(10)]
     for i in range(10):
         confusion[i][i] = 3
-    confusion[1][6] = 1  # one square read as a hexagon
+    confusion[1][6] = 1  # one of class 1 read as class 6
     rep = EvalReport(policy="none", n_samples=31, classifier_accuracy=30 / 31, fid_feat=1.0,
                      fid_feat_real_vs_real=0.5, entropy_per_scale=[0.1], flop_reduction=1.0, confusion=confusion)
     text = format_per_class([rep])
-    assert "square" in text.splitlines()[1] and "75%" in text.splitlines()[2]
-    assert text.splitlines()[-1] == "most frequent misreading (none): square as hexagon 25%"
+    assert CLASS_NAMES[1] in text.splitlines()[1] and "75%" in text.splitlines()[2]
+    assert text.splitlines()[-1] == f"most frequent misreading (none): {CLASS_NAMES[1]} as {CLASS_NAMES[6]} 25%"
 
 
 def test_too_few_samples(small):
