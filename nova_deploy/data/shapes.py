@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-CLASS_NAMES = ("disc", "square", "triangle", "star", "cross", "ring", "hexagon", "bars", "checker", "crescent")
+CLASS_NAMES = ("disc", "square", "triangle", "star", "cross", "ring", "ellipse", "bars", "checker", "crescent")
 NUM_CLASSES = len(CLASS_NAMES)
 SUPERSAMPLE = 4  # draw large, then downsample: anti-aliased edges
 
@@ -57,8 +57,8 @@ def _draw(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float, 
     elif name == "ring":
         disc(cx, cy, r, fg)
         disc(cx, cy, r * 0.55, bg)
-    elif name == "hexagon":
-        poly(_regular_polygon(6, r * 1.1, 0.0))
+    elif name == "ellipse":  # replaced the hexagon, whose corners are ~1.3 px at 32px: under a 4-px token
+        poly([(1.15 * r * math.cos(t), 0.5 * r * math.sin(t)) for t in (2 * math.pi * i / 64 for i in range(64))])
     elif name == "bars":
         h = r * 0.18
         for off in (-0.66, 0.0, 0.66):  # gaps of 0.3 r: at least 2 px at 32px
@@ -93,9 +93,8 @@ def render_shape(class_id: int, rng: np.random.Generator, size: int = 64) -> np.
         raise ValueError(f"class id {class_id} out of range 0..{NUM_CLASSES - 1}")
     fg, bg = _colours(rng)
     big = size * SUPERSAMPLE
-    # radius 25-36 % of the side: at 32px the bars' gaps, the star's points and the hexagon's corners
-    # stay 2+ px wide; with 18-32 % the VQVAE's 4-px tokens blurred them away (bars read as squares,
-    # stars as crosses, hexagons as discs in 40 % of reconstructions at 2600 steps)
+    # radius 25-36 % of the side: at 32px the bars' gaps and the star's points stay 2+ px wide; with
+    # 18-32 % the VQVAE's 4-px tokens blurred them away (bars read as squares, stars as crosses)
     r = big * rng.uniform(0.25, 0.36)
     cx, cy = rng.uniform(r, big - r, size=2)
     angle = rng.uniform(0, 2 * math.pi)
