@@ -8,7 +8,6 @@ The scale after which a class's accuracy jumps is where the model's prediction f
     python tools/scale_forcing_probe.py [--checkpoint VAR --vae VQVAE] [--per-class 50] [--cfg 1.5] [--json probe.json]
 """
 import argparse
-import json
 import os
 import sys
 import time

@@ -7,6 +7,15 @@ from nova_deploy.data import CLASS_NAMES
 from nova_deploy.errors import InvalidArgument
 
 
+def _aligned(rows: List[tuple], rule_under_header: bool = False) -> List[str]:
+    """Rows of cells as left-aligned columns two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    if rule_under_header:
+        lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
 def format_table(reports: List) -> str:
     rows = [("policy", "FLOP red.", "accuracy", "FID_feat", "real-vs-real", "PSNR/dense", "SSIM/dense", "tokens=dense@last")]
     for r in reports:
@@ -15,9 +24,7 @@ def format_table(reports: List) -> str:
                      "-" if r.psnr_vs_dense is None else f"{r.psnr_vs_dense:.2f} dB",
                      "-" if r.ssim_vs_dense is None else f"{r.ssim_vs_dense:.4f}",
                      "-" if r.token_agreement_per_scale is None else f"{100 * r.token_agreement_per_scale[-1]:.1f}%"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines = _aligned(rows, rule_under_header=True)
     entropy = ", ".join(f"{e:.3f}" for e in reports[0].entropy_per_scale)
     lines.append(f"mean token entropy per scale ({reports[0].policy.split(' ')[0]}): {entropy}")
     return "\n".join(lines)
@@ -29,8 +36,7 @@ def format_per_class(reports: List) -> str:
     rows = [("policy",) + CLASS_NAMES]
     for r in reports:
         rows.append((r.policy.split(" ")[0],) + tuple(f"{100 * a:.0f}%" for a in r.per_class_accuracy))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["accuracy per class:"] + ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
+    lines = ["accuracy per class:"] + _aligned(rows)
     first = reports[0]
     misread = []
     for i, row in enumerate(first.confusion):
