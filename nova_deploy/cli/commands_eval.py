@@ -12,7 +12,7 @@ from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.evaluate import EvalCache, check_model_fits_classifier, evaluate, min_samples_for_fid
 from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
-from nova_deploy.eval.report import eval_png, format_per_class, format_table
+from nova_deploy.eval.report import eval_png, eval_record, format_per_class, format_table
 from nova_deploy.images import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
@@ -75,10 +75,8 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
     grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
     options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,
                "top_k": top_k, "top_p": top_p}
-    write_json_atomic(json_path, {"model": src.description, "seconds": round(time.perf_counter() - t0, 1),
-                                  "options": options,
-                                  "vqvae_reconstruction": recon.to_dict(),
-                                  "reports": [r.to_dict() for r in reports]})
+    write_json_atomic(json_path, eval_record(src.description, time.perf_counter() - t0, options, recon.to_dict(),
+                                             reports))
     eval_png(grid, reports, png_path)
     click.echo(f"wrote {json_path} and {png_path}", err=True)
 

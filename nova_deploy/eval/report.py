@@ -49,6 +49,13 @@ def format_per_class(reports: List) -> str:
     return "\n".join(lines)
 
 
+def eval_record(model: str, seconds: float, options: dict, reconstruction: dict, reports: List) -> dict:
+    """What `eval --json` writes. The class names go with the numbers: a per-class column is labelled
+    by the data it was measured on, not by whatever data a later reader has installed."""
+    return {"model": model, "seconds": round(seconds, 1), "options": options, "classes": list(CLASS_NAMES),
+            "vqvae_reconstruction": reconstruction, "reports": [r.to_dict() for r in reports]}
+
+
 def eval_png(images_B3HW, reports: List, path) -> Path:
     import matplotlib
 
