@@ -27,3 +27,13 @@ def test_labels_are_balanced_and_every_class_draws_its_foreground():
 def test_unknown_class_is_refused():
     with pytest.raises(ValueError, match="class id 10 out of range 0..9"):
         render_shape(NUM_CLASSES, np.random.default_rng(0))
+
+
+def test_data_fingerprint_follows_the_pixels(monkeypatch):
+    from nova_deploy.data import shapes
+
+    first = shapes.data_fingerprint(32)
+    assert shapes.data_fingerprint(32) == first and len(first) == 16
+    assert shapes.data_fingerprint(16) != first
+    monkeypatch.setattr(shapes, "_colours", lambda rng: ((255, 255, 255), (0, 0, 0)))
+    assert shapes.data_fingerprint(32) != first  # another colour scheme is other data

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-from nova_deploy.data import CLASS_NAMES
+from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.models.presets import get_preset
 
 ASSETS = Path(__file__).resolve().parents[1] / "nova_deploy" / "assets"
@@ -40,7 +40,11 @@ def main():
     run, eval_json = Path(sys.argv[1]), Path(sys.argv[2])
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
+    if ev.get("classes", list(CLASS_NAMES)) != list(CLASS_NAMES):
+        sys.exit(f"{eval_json} was measured on classes {ev['classes']}; the installed data has {list(CLASS_NAMES)}")
     preset = get_preset("nova-ref")
+    if summary.get("data_fingerprint", data_fingerprint(preset.vae.image_size)) != data_fingerprint(preset.vae.image_size):
+        sys.exit(f"{run} was trained on other data than the installed nova_deploy/data/shapes.py draws")
     var_f, vae_f, clf_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors", ASSETS / "classifier.safetensors"
     clf_card = json.loads((ASSETS / "classifier.json").read_text())
     rows = "\n".join(
@@ -67,7 +71,7 @@ def main():
     if len(sys.argv) > 3:
         earlier = Path(sys.argv[3])
         before = json.loads((earlier / "train_summary.json").read_text())
-        shared = ("seed", "threads", "vqvae_steps", "n_encode", "decoder_steps")
+        shared = ("seed", "threads", "vqvae_steps", "n_encode", "decoder_steps", "data_fingerprint")
         differ = [k for k in shared if before.get(k) != summary.get(k)]
         if differ:
             sys.exit(f"{earlier} used another recipe for the reused stages ({', '.join(differ)} differ)")

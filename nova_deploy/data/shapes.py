@@ -4,6 +4,7 @@ Every image is a pure function of (seed, index): no downloads, no files, the sam
 machine with the same Pillow. Each class is a shape; colour, position, size, rotation and
 background vary at random, so a generator must learn the class and not a template.
 """
+import hashlib
 import math
 from typing import Tuple
 
@@ -121,3 +122,12 @@ class ShapesDataset(torch.utils.data.Dataset):
     def batch(self, start: int, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
         items = [self[i] for i in range(start, start + n)]
         return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
+
+
+def data_fingerprint(size: int, n: int = 2 * NUM_CLASSES) -> str:
+    """A short hash of the first n images of seed 0: two runs or files that name different
+    fingerprints were made on different data (a changed class, palette or size range)."""
+    h = hashlib.sha256(f"{size}:{','.join(CLASS_NAMES)}".encode())
+    for i in range(n):
+        h.update(render_shape(i % NUM_CLASSES, np.random.default_rng([0, i]), size).tobytes())
+    return h.hexdigest()[:16]

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from nova_deploy.checkpoint import save_safetensors
+from nova_deploy.data import data_fingerprint
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train import recipe
@@ -50,6 +51,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     timings["decoder_s"] = round(time.time() - t, 1)
 
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
-               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads, **timings}
+               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads,
+               "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
