@@ -43,7 +43,8 @@ def main():
     if ev.get("classes", list(CLASS_NAMES)) != list(CLASS_NAMES):
         sys.exit(f"{eval_json} was measured on classes {ev['classes']}; the installed data has {list(CLASS_NAMES)}")
     preset = get_preset("nova-ref")
-    if summary.get("data_fingerprint", data_fingerprint(preset.vae.image_size)) != data_fingerprint(preset.vae.image_size):
+    installed_data = data_fingerprint(preset.vae.image_size)
+    if summary.get("data_fingerprint", installed_data) != installed_data:
         sys.exit(f"{run} was trained on other data than the installed nova_deploy/data/shapes.py draws")
     var_f, vae_f, clf_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors", ASSETS / "classifier.safetensors"
     clf_card = json.loads((ASSETS / "classifier.json").read_text())
