@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--json", default=None, help="also write the table here")
     args = ap.parse_args()
     if args.per_class < 1:
-        sys.exit(f"--per-class must be >= 1, got {args.per_class}")
+        ap.error(f"--per-class must be >= 1, got {args.per_class}")  # exit 2, as the CLI
     src = resolve_models(args.checkpoint, args.vae, None)
     check_model_fits_classifier(src.var, src.vae)
     t0 = time.perf_counter()

@@ -36,18 +36,29 @@ def _prod(shape) -> int:
     return out
 
 
+def refuse(message: str):
+    """One line on stderr and exit 2, as the CLI does on bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main():
     run, eval_json = Path(sys.argv[1]), Path(sys.argv[2])
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
-    if ev.get("classes", list(CLASS_NAMES)) != list(CLASS_NAMES):
-        sys.exit(f"{eval_json} was measured on classes {ev['classes']}; the installed data has {list(CLASS_NAMES)}")
+    # both files must name their data: ones written before they recorded it cannot be matched to it
+    if ev.get("classes") != list(CLASS_NAMES):
+        refuse(f"{eval_json} was measured on classes {ev.get('classes', '(not recorded)')}; the installed data has "
+               f"{list(CLASS_NAMES)}: run `nova-deploy eval --json` again")
     preset = get_preset("nova-ref")
     installed_data = data_fingerprint(preset.vae.image_size)
-    if summary.get("data_fingerprint", installed_data) != installed_data:
-        sys.exit(f"{run} was trained on other data than the installed nova_deploy/data/shapes.py draws")
+    if summary.get("data_fingerprint") != installed_data:
+        refuse(f"{run} was trained on data {summary.get('data_fingerprint', '(not recorded)')}; the installed "
+               f"nova_deploy/data/shapes.py draws {installed_data}")
     var_f, vae_f, clf_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors", ASSETS / "classifier.safetensors"
     clf_card = json.loads((ASSETS / "classifier.json").read_text())
+    if clf_card.get("data_fingerprint") != installed_data:
+        refuse("the shipped classifier was trained on other data than installed: `nova-deploy train-classifier`")
     rows = "\n".join(
         f"| {r['policy'].split(' ')[0]} | {r['flop_reduction']:.2f}x | {100 * r['classifier_accuracy']:.1f}% | "
         f"{r['fid_feat']:.2f} | {r['fid_feat_real_vs_real']:.2f} | "
@@ -75,7 +86,7 @@ def main():
         shared = ("seed", "threads", "vqvae_steps", "n_encode", "decoder_steps", "data_fingerprint")
         differ = [k for k in shared if before.get(k) != summary.get(k)]
         if differ:
-            sys.exit(f"{earlier} used another recipe for the reused stages ({', '.join(differ)} differ)")
+            refuse(f"{earlier} used another recipe for the reused stages ({', '.join(differ)} differ)")
         stage_s.update({k: before[k] for k in ("vqvae_s", "encode_s", "decoder_s")})
         provenance = (f"the VAR stage timed in this run; the VQVAE, encoding and decoder stages, whose recipe "
                       f"did not change, were resumed complete from run `{earlier.name}` and timed there")
