@@ -22,7 +22,7 @@ def _write_card(run: Path, eval_json: Path):
 
 @pytest.mark.parametrize("classes, fingerprint, message", [
     (None, "installed", "was measured on classes (not recorded); the installed data has ['disc',"),
-    (list(CLASS_NAMES[::-1]), "installed", "was measured on classes ['frame',"),
+    (list(CLASS_NAMES[::-1]), "installed", f"was measured on classes ['{CLASS_NAMES[-1]}',"),
     (list(CLASS_NAMES), None, "was trained on data (not recorded); the installed nova_deploy/data/shapes.py draws"),
     (list(CLASS_NAMES), "0123456789abcdef", "was trained on data 0123456789abcdef;"),
 ])
