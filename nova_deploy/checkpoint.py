@@ -179,10 +179,10 @@ def load_models(var_path, vae_path, expect_var: Optional[VARConfig] = None, devi
 
 
 # ---------------------------------------------------------------- writing
-def save_safetensors(model: torch.nn.Module, cfg, kind: str, path) -> Path:
-    """Official key layout plus our config in the metadata; atomic (temporary name, then rename)."""
+def save_safetensors(model: torch.nn.Module, cfg, kind: str, path, extra_meta: Optional[Dict[str, str]] = None) -> Path:
+    """Official key layout plus our config (and extra_meta) in the metadata; atomic (temporary name, then rename)."""
     path = Path(path)
-    meta = {META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))}
+    meta = {**(extra_meta or {}), META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     try:

@@ -16,11 +16,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nova_deploy.checkpoint import META_CONFIG, META_KIND, check_fits, read_state_dict, save_safetensors
-from nova_deploy.data.shapes import NUM_CLASSES, ShapesDataset
+from nova_deploy.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset, data_fingerprint
 from nova_deploy.errors import CheckpointError, require
 from nova_deploy.train.loop import cosine_lr
 
 KIND = "shape_classifier"
+# which images it was trained to tell apart: a classifier of other classes would score samples silently wrong
+META_DATA = "nova_deploy.data_fingerprint"
 IMAGE_SIZE = 32  # the nova-ref VQVAE decodes 32px images
 HELDOUT_SEED, HELDOUT_SIZE = 12345, 1000  # never a training seed: accuracy on unseen images
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "assets" / "classifier.safetensors"
@@ -118,15 +120,17 @@ def train_classifier(out_path, seed: int = 0, steps: int = 700, batch: int = 64,
             log(f"step {step:5d}  loss {loss.item():.4f}  {time.time() - t0:6.1f}s")
     train_s = time.time() - t0
     model.eval()
+    fingerprint = data_fingerprint(IMAGE_SIZE)
     card = {
         "kind": KIND, "config": {"widths": list(cfg.widths), "num_classes": cfg.num_classes},
+        "classes": list(CLASS_NAMES), "data_fingerprint": fingerprint,
         "data_seed": seed, "steps": steps, "batch": batch, "lr": lr, "optimizer": "Adam, cosine schedule",
         "train_seconds": round(train_s, 1), "torch_threads": torch.get_num_threads(),
         "heldout": {"seed": HELDOUT_SEED, "images": heldout_images,
                     "accuracy": heldout_accuracy(model, n=heldout_images)},
         "torch_version": torch.__version__,
     }
-    save_safetensors(model, cfg, KIND, out_path)
+    save_safetensors(model, cfg, KIND, out_path, extra_meta={META_DATA: fingerprint})
     card_path = out_path.with_suffix(".json")
     tmp = card_path.with_name(card_path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
@@ -145,6 +149,9 @@ def load_classifier(path=None) -> ShapeClassifier:
         cfg = ClassifierConfig(widths=tuple(int(w) for w in raw["widths"]), num_classes=int(raw["num_classes"]))
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: unreadable classifier config in the metadata ({e})") from None
+    if meta.get(META_DATA) != data_fingerprint(IMAGE_SIZE):
+        raise CheckpointError(f"{path}: trained on other images than nova_deploy/data/shapes.py draws now (classes "
+                              f"{', '.join(CLASS_NAMES)}); retrain it with `nova-deploy train-classifier`")
     model = ShapeClassifier(cfg)
     check_fits(model, state, path, f"shape classifier (widths {cfg.widths})")
     model.load_state_dict(state, strict=True)

@@ -59,3 +59,18 @@ def test_load_classifier_rejects_other_checkpoints(tmp_path):
     save_safetensors(ShapeClassifier(), ClassifierConfig(), "vqvae", path)
     with pytest.raises(CheckpointError, match="not a shape classifier"):
         load_classifier(path)
+
+
+def test_load_classifier_refuses_one_trained_on_other_data(tmp_path, monkeypatch):
+    from nova_deploy.data import shapes
+
+    out = tmp_path / "clf.safetensors"
+    train_classifier(out, seed=1, steps=1, batch=10, cfg=ClassifierConfig(widths=(4, 8)), heldout_images=10)
+    monkeypatch.setattr(shapes, "_colours", lambda rng: ((255, 255, 255), (0, 0, 0)))  # the data changed since
+    with pytest.raises(CheckpointError, match="trained on other images than nova_deploy/data/shapes.py draws now "
+                                              r"\(classes disc, .*\); retrain it with `nova-deploy train-classifier`"):
+        load_classifier(out)
+    untagged = tmp_path / "untagged.safetensors"
+    save_safetensors(ShapeClassifier(), ClassifierConfig(), "shape_classifier", untagged)
+    with pytest.raises(CheckpointError, match="trained on other images"):
+        load_classifier(untagged)
