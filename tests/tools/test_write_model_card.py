@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nova_deploy.data import CLASS_NAMES, data_fingerprint
+from nova_deploy.eval.classifier import IMAGE_SIZE
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = REPO / "nova_deploy" / "assets" / "MODEL_CARD.md"
@@ -28,7 +29,7 @@ def _write_card(run: Path, eval_json: Path):
 ])
 def test_refuses_numbers_from_other_data_with_one_line_and_exit_2(tmp_path, classes, fingerprint, message):
     summary = {} if fingerprint is None else {
-        "data_fingerprint": data_fingerprint(32) if fingerprint == "installed" else fingerprint}
+        "data_fingerprint": data_fingerprint(IMAGE_SIZE) if fingerprint == "installed" else fingerprint}
     (tmp_path / "train_summary.json").write_text(json.dumps(summary))
     ev = {"reports": []} if classes is None else {"classes": classes, "reports": []}
     (tmp_path / "eval.json").write_text(json.dumps(ev))
