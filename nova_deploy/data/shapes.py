@@ -15,6 +15,9 @@ from PIL import Image, ImageDraw
 CLASS_NAMES = ("disc", "square", "triangle", "star", "cross", "ring", "ellipse", "bars", "checker", "crescent")
 NUM_CLASSES = len(CLASS_NAMES)
 SUPERSAMPLE = 4  # draw large, then downsample: anti-aliased edges
+# each class keeps a canonical orientation up to this jitter: with a free angle, the VAR's tokens of
+# one scale (sampled independently) each follow a different angle and corners come out as blobs
+ROTATION_JITTER_RAD = math.radians(15)
 
 
 def _regular_polygon(n: int, radius: float, phase: float):
@@ -98,7 +101,7 @@ def render_shape(class_id: int, rng: np.random.Generator, size: int = 64) -> np.
     # 18-32 % the VQVAE's 4-px tokens blurred them away (bars read as squares, stars as crosses)
     r = big * rng.uniform(0.25, 0.36)
     cx, cy = rng.uniform(r, big - r, size=2)
-    angle = rng.uniform(0, 2 * math.pi)
+    angle = rng.uniform(-ROTATION_JITTER_RAD, ROTATION_JITTER_RAD)
     img = Image.new("RGB", (big, big), bg)
     _draw(ImageDraw.Draw(img), CLASS_NAMES[class_id], float(cx), float(cy), float(r), float(angle), fg, bg)
     return np.array(img.resize((size, size), Image.Resampling.LANCZOS))
