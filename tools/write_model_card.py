@@ -49,11 +49,12 @@ def main():
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
     # both files must name their data: ones written before they recorded it cannot be matched to it
-    if ev.get("classes") != list(CLASS_NAMES):
-        refuse(f"{eval_json} was measured on classes {ev.get('classes', '(not recorded)')}; the installed data has "
-               f"{list(CLASS_NAMES)}: run `nova-deploy eval --json` again")
     preset = get_preset("nova-ref")
     installed_data = data_fingerprint(preset.vae.image_size)
+    if ev.get("data_fingerprint") != installed_data:
+        refuse(f"{eval_json} was measured on data {ev.get('data_fingerprint', '(not recorded)')} (classes "
+               f"{ev.get('classes', '(not recorded)')}); the installed nova_deploy/data/shapes.py draws {installed_data} "
+               f"({list(CLASS_NAMES)}): run `nova-deploy eval --json` again")
     if summary.get("data_fingerprint") != installed_data:
         refuse(f"{run} was trained on data {summary.get('data_fingerprint', '(not recorded)')}; the installed "
                f"nova_deploy/data/shapes.py draws {installed_data}")

@@ -3,8 +3,9 @@ import os
 from pathlib import Path
 from typing import List
 
-from nova_deploy.data import CLASS_NAMES
+from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.eval.classifier import IMAGE_SIZE
 
 
 def _aligned(rows: List[tuple], rule_under_header: bool = False) -> List[str]:
@@ -50,9 +51,10 @@ def format_per_class(reports: List) -> str:
 
 
 def eval_record(model: str, seconds: float, options: dict, reconstruction: dict, reports: List) -> dict:
-    """What `eval --json` writes. The class names go with the numbers: a per-class column is labelled
-    by the data it was measured on, not by whatever data a later reader has installed."""
+    """What `eval --json` writes. The data goes with the numbers: a per-class column is labelled by the
+    classes it was measured on, and the fingerprint tells same-named classes drawn differently apart."""
     return {"model": model, "seconds": round(seconds, 1), "options": options, "classes": list(CLASS_NAMES),
+            "data_fingerprint": data_fingerprint(IMAGE_SIZE),  # eval refuses models of other sizes
             "vqvae_reconstruction": reconstruction, "reports": [r.to_dict() for r in reports]}
 
 

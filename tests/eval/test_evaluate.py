@@ -8,9 +8,10 @@ import torch
 
 from cli_runner import run_cli
 from model_factories import randomised_pair
-from nova_deploy.data import CLASS_NAMES
+from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval import evaluate as evaluate_module
+from nova_deploy.eval.classifier import IMAGE_SIZE
 from nova_deploy.eval.evaluate import FEATURE_DIM, EvalCache, EvalReport, evaluate, min_samples_for_fid
 from nova_deploy.eval.report import eval_record, format_per_class
 from nova_deploy.models.build import build_pair
@@ -97,12 +98,13 @@ def test_per_class_table_names_classes_and_misreadings():
     assert text.splitlines()[-1] == f"most frequent misreading (none): {CLASS_NAMES[1]} as {CLASS_NAMES[6]} 25%"
 
 
-def test_eval_record_names_the_classes_its_columns_were_measured_on():
+def test_eval_record_names_the_data_its_columns_were_measured_on():
     confusion = [[3 if i == j else 0 for j in range(10)] for i in range(10)]
     rep = EvalReport(policy="none", n_samples=30, classifier_accuracy=1.0, fid_feat=1.0,
                      fid_feat_real_vs_real=0.5, entropy_per_scale=[0.1], flop_reduction=1.0, confusion=confusion)
     record = eval_record("m", 1.234, {"samples": 30}, {"psnr_db": 20.0}, [rep])
     assert record["classes"] == list(CLASS_NAMES)
+    assert record["data_fingerprint"] == data_fingerprint(IMAGE_SIZE)
     assert len(record["reports"][0]["per_class_accuracy"]) == len(record["classes"])
     assert record["seconds"] == 1.2 and json.loads(json.dumps(record)) == record
 

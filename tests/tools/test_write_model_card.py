@@ -21,17 +21,20 @@ def _write_card(run: Path, eval_json: Path):
     return done
 
 
-@pytest.mark.parametrize("classes, fingerprint, message", [
-    (None, "installed", "was measured on classes (not recorded); the installed data has ['disc',"),
-    (list(CLASS_NAMES[::-1]), "installed", f"was measured on classes ['{CLASS_NAMES[-1]}',"),
-    (list(CLASS_NAMES), None, "was trained on data (not recorded); the installed nova_deploy/data/shapes.py draws"),
-    (list(CLASS_NAMES), "0123456789abcdef", "was trained on data 0123456789abcdef;"),
+@pytest.mark.parametrize("eval_data, run_data, message", [
+    (None, "installed", "was measured on data (not recorded) (classes (not recorded)); the installed"),
+    ("0123456789abcdef", "installed", "was measured on data 0123456789abcdef (classes ['disc',"),
+    ("installed", None, "was trained on data (not recorded); the installed nova_deploy/data/shapes.py draws"),
+    ("installed", "0123456789abcdef", "was trained on data 0123456789abcdef;"),
 ])
-def test_refuses_numbers_from_other_data_with_one_line_and_exit_2(tmp_path, classes, fingerprint, message):
-    summary = {} if fingerprint is None else {
-        "data_fingerprint": data_fingerprint(IMAGE_SIZE) if fingerprint == "installed" else fingerprint}
-    (tmp_path / "train_summary.json").write_text(json.dumps(summary))
-    ev = {"reports": []} if classes is None else {"classes": classes, "reports": []}
+def test_refuses_numbers_from_other_data_with_one_line_and_exit_2(tmp_path, eval_data, run_data, message):
+    def recorded(data):
+        return {} if data is None else {"data_fingerprint": data_fingerprint(IMAGE_SIZE) if data == "installed" else data}
+
+    (tmp_path / "train_summary.json").write_text(json.dumps(recorded(run_data)))
+    ev = {"reports": [], **recorded(eval_data)}
+    if eval_data is not None:
+        ev["classes"] = list(CLASS_NAMES)
     (tmp_path / "eval.json").write_text(json.dumps(ev))
     done = _write_card(tmp_path, tmp_path / "eval.json")
     assert done.returncode == 2, done.stderr
