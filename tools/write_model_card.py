@@ -107,7 +107,8 @@ def main():
 
 A class-conditional VAR in the official architecture and key layout, trained here on CPU on the
 procedural shapes of `nova_deploy/data/shapes.py` (10 classes: {", ".join(CLASS_NAMES)};
-random colour, position, size, rotation and background; {size}x{size} pixels; generated from a seed, no downloads).
+random colour, position, size and background, each class in its canonical orientation turned by a random
+-15 to +15 degrees; {size}x{size} pixels; generated from a seed, no downloads).
 
 | part | configuration | parameters | file |
 | --- | --- | --- | --- |
