@@ -80,7 +80,10 @@ def main():
     rec_line = ("not in this eval JSON" if rec is None else
                 f"PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}; the classifier recognises "
                 f"{100 * rec['classifier_accuracy_reconstructed']:.1f}% of the reconstructions "
-                f"({100 * rec['classifier_accuracy_real']:.1f}% of the real images)")
+                f"({100 * rec['classifier_accuracy_real']:.1f}% of the real images)"
+                + ("" if rec.get("fid_feat") is None else
+                   f"; FID_feat of the reconstructions {rec['fid_feat']:.2f}, the floor for samples drawn through "
+                   "this VQVAE (a sampler reproducing real token maps exactly would score it)"))
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
     stage_s = {k: v for k, v in summary.items() if k.endswith("_s")}

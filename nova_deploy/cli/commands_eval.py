@@ -70,7 +70,8 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
                                     params=params, progress=bar.update, cache=cache, clf=clf))
     click.echo(format_table(reports))
     click.echo(format_per_class(reports))
-    recon = reconstruction_report(src.vae, clf)
+    recon = reconstruction_report(src.vae, clf, n_images=samples,
+                                  fid_against=cache.real_feature_sets(clf, samples, batch)[0])
     click.echo(format_reconstruction(recon))
     grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
     options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,

@@ -55,6 +55,14 @@ class EvalCache:
     dense: Dict[tuple, tuple] = field(default_factory=dict)
     real_features: Dict[Tuple[int, int], Tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
+    def real_feature_sets(self, clf, n: int, batch: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Features of the two disjoint real sets (A: what samples are measured against; B: the
+        real-vs-real noise floor), computed on first use."""
+        if (n, batch) not in self.real_features:
+            self.real_features[(n, batch)] = (real_features(clf, REAL_SEED_A, n, batch),
+                                              real_features(clf, REAL_SEED_B, n, batch))
+        return self.real_features[(n, batch)]
+
 
 def check_model_fits_classifier(var, vae) -> None:
     if var.num_classes != NUM_CLASSES or vae.image_size != IMAGE_SIZE:
@@ -110,10 +118,7 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
             ssims.append(ssim(res.images, dense.images))
         if progress:
             progress(B)
-    if (n_samples, batch) not in cache.real_features:
-        cache.real_features[(n_samples, batch)] = (real_features(clf, REAL_SEED_A, n_samples, batch),
-                                                   real_features(clf, REAL_SEED_B, n_samples, batch))
-    real_a, real_b = cache.real_features[(n_samples, batch)]
+    real_a, real_b = cache.real_feature_sets(clf, n_samples, batch)
     report = EvalReport(
         policy=policy.name if policy.config is None else f"{policy.name} {policy.config}",
         n_samples=n_samples, classifier_accuracy=int(confusion.diagonal().sum()) / n_samples,

@@ -128,3 +128,19 @@ def test_cli_eval_bad_inputs(tmp_path):
     r = run_cli("eval", "--preset", "small", "--json", tmp_path / "no" / "e.json")
     assert r.exit_code == 2 and "does not exist" in r.output
     assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.slow
+def test_cli_eval_writes_table_json_and_png(tmp_path):
+    n = min_samples_for_fid()
+    r = run_cli("eval", "--preset", "small", "--samples", n, "--batch", 129, "--json", tmp_path / "e.json",
+                "--png", tmp_path / "e.png")
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "e.json").read_text())
+    recon, (report,) = record["vqvae_reconstruction"], record["reports"]
+    assert report["n_samples"] == n and report["policy"] == "none"
+    # the reconstructions' FID_feat is measured on as many images as the samples', against the same real set
+    assert recon["n_images"] == n and recon["fid_feat"] > 10 * report["fid_feat_real_vs_real"]  # random VQVAE
+    assert f"FID_feat {recon['fid_feat']:.2f}" in r.output
+    assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.json", "e.png"]  # no temporary left
