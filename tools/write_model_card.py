@@ -2,9 +2,9 @@
 
     python tools/write_model_card.py runs/ref eval.json [runs/earlier]
 
-runs/earlier: a completed run whose VQVAE, encoding and decoder stages the run resumed from (copied
-in, so `nova-deploy train` skipped them); their times are taken from it, and it must have used the
-same recipe for those stages.
+runs/earlier: a completed run whose stages the run resumed complete (copied in, so `nova-deploy
+train` skipped them, and its train_summary.json lists them as stages_found_complete); their times
+are taken from it, and it must have used the same recipe for those stages.
 """
 import json
 import sys
@@ -42,6 +42,36 @@ def refuse(message: str):
     """One line on stderr and exit 2, as the CLI does on bad input."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+STAGES = ("vqvae", "encode", "var", "decoder")
+# what each stage's result depends on, beside the seed, thread count and data every stage shares
+STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
+                "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr"), "decoder": ("vqvae_steps", "decoder_steps")}
+
+
+def stage_times(summary: dict, earlier) -> tuple:
+    """(seconds per stage, where they were measured). A run that resumed stages found complete
+    (copied in from `earlier`, so `nova-deploy train` skipped them) takes their times from there;
+    `earlier` must have used the same recipe for them."""
+    stage_s = {f"{st}_s": summary[f"{st}_s"] for st in STAGES if f"{st}_s" in summary}
+    resumed = summary.get("stages_found_complete", [])
+    if earlier is None:
+        if resumed:
+            refuse(f"the run resumed the stages {', '.join(resumed)} complete: name the run that computed them "
+                   "as the third argument, so that their times are measured ones")
+        return stage_s, "one uninterrupted run"
+    if not resumed:
+        refuse(f"the run resumed no stage from {earlier} (train_summary.json lists no stages_found_complete)")
+    before = json.loads((Path(earlier) / "train_summary.json").read_text())
+    keys = ["seed", "threads", "data_fingerprint"] + [k for st in resumed for k in STAGE_RECIPE[st]]
+    differ = sorted({k for k in keys if before.get(k) != summary.get(k)})
+    if differ:
+        refuse(f"{earlier} used another recipe for the resumed stages ({', '.join(differ)} differ)")
+    stage_s.update({f"{st}_s": before[f"{st}_s"] for st in resumed})
+    timed = [st for st in STAGES if st not in resumed]
+    return stage_s, (f"{', '.join(timed) or 'no'} stage(s) timed in this run; {', '.join(resumed)}, whose recipe "
+                     f"did not change, resumed complete from run `{Path(earlier).name}` and timed there")
 
 
 def main():
@@ -86,18 +116,7 @@ def main():
                    "this VQVAE (a sampler reproducing real token maps exactly would score it)"))
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
-    stage_s = {k: v for k, v in summary.items() if k.endswith("_s")}
-    provenance = "one uninterrupted run"
-    if len(sys.argv) > 3:
-        earlier = Path(sys.argv[3])
-        before = json.loads((earlier / "train_summary.json").read_text())
-        shared = ("seed", "threads", "vqvae_steps", "n_encode", "decoder_steps", "data_fingerprint")
-        differ = [k for k in shared if before.get(k) != summary.get(k)]
-        if differ:
-            refuse(f"{earlier} used another recipe for the reused stages ({', '.join(differ)} differ)")
-        stage_s.update({k: before[k] for k in ("vqvae_s", "encode_s", "decoder_s")})
-        provenance = (f"the VAR stage timed in this run; the VQVAE, encoding and decoder stages, whose recipe "
-                      f"did not change, were resumed complete from run `{earlier.name}` and timed there")
+    stage_s, provenance = stage_times(summary, Path(sys.argv[3]) if len(sys.argv) > 3 else None)
     total_min = sum(stage_s.values()) / 60
     sampling = ev["reports"][0].get("sampling", {})
     opts = ev.get("options")

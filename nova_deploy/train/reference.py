@@ -1,7 +1,9 @@
 """The whole training of the shipped reference model (`nova-deploy train`): VQVAE, encode, VAR.
 
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
-it stopped; with the same seed the result is the same model.
+it stopped; with the same seed the result is the same model. The summary names the stages found
+already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
+run that computed them).
 """
 import json
 import time
@@ -26,6 +28,11 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
     timings = {}
+    already_complete = [stage for stage, done in (
+        ("vqvae", _state_complete(out_dir / "vqvae_train_state.pt", vqvae_steps)),
+        ("encode", (out_dir / "tokens.pt").exists()),
+        ("var", _state_complete(out_dir / "var_train_state.pt", var_steps)),
+        ("decoder", _state_complete(out_dir / "decoder_train_state.pt", decoder_steps))) if done]
 
     t = time.time()
     state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
@@ -52,6 +59,11 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
 
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
                "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads,
-               "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings}
+               "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
+               "stages_found_complete": already_complete}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _state_complete(path: Path, steps: int) -> bool:
+    return path.exists() and int(torch.load(path, weights_only=True)["step"]) >= steps

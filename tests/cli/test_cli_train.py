@@ -13,6 +13,7 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["vqvae_steps"] == 2 and summary["decoder_steps"] == 2 and summary["n_encode"] == 20
+    assert summary["stages_found_complete"] == []
     for name in ("var_log.jsonl", "vqvae_log.jsonl", "decoder_log.jsonl"):
         assert (out / name).read_text().strip(), name
     var_state, _ = read_state_dict(out / "var.safetensors")
@@ -22,6 +23,11 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     r = run_cli(*args)  # every stage is complete: resuming trains nothing more
     assert r.exit_code == 0, r.output
     assert (out / "var_log.jsonl").read_text().count("\n") == lines
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["stages_found_complete"] == ["vqvae", "encode", "var", "decoder"]  # their times measure nothing
+    r = run_cli(*args[:-4], "--decoder-steps", 3, "--threads", 1)  # a longer decoder stage: only it runs again
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "train_summary.json").read_text())["stages_found_complete"] == ["vqvae", "encode", "var"]
 
 
 def test_train_rejects_bad_counts(tmp_path):

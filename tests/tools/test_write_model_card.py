@@ -1,4 +1,5 @@
 """tools/write_model_card.py refuses to describe a model with numbers measured on other data."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -39,3 +40,43 @@ def test_refuses_numbers_from_other_data_with_one_line_and_exit_2(tmp_path, eval
     done = _write_card(tmp_path, tmp_path / "eval.json")
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def _card_tool():
+    spec = importlib.util.spec_from_file_location("write_model_card", REPO / "tools" / "write_model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RECIPE = {"seed": 0, "threads": 2, "data_fingerprint": "f", "vqvae_steps": 4500, "n_encode": 30000,
+          "var_steps": 4100, "var_lr": 1.5e-3, "decoder_steps": 600}
+
+
+def test_stage_times_come_from_the_run_that_computed_each_stage(tmp_path):
+    tool = _card_tool()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "train_summary.json").write_text(json.dumps(
+        {**RECIPE, "vqvae_s": 2000.0, "encode_s": 140.0, "var_s": 4500.0, "decoder_s": 200.0}))
+    rerun = {**RECIPE, "decoder_steps": 2400, "vqvae_s": 0.5, "encode_s": 0.1, "var_s": 0.4, "decoder_s": 700.0,
+             "stages_found_complete": ["vqvae", "encode", "var"]}
+    stage_s, provenance = tool.stage_times(rerun, earlier)
+    assert stage_s == {"vqvae_s": 2000.0, "encode_s": 140.0, "var_s": 4500.0, "decoder_s": 700.0}
+    assert provenance.startswith("decoder stage(s) timed in this run; vqvae, encode, var") and "`earlier`" in provenance
+    assert tool.stage_times({**RECIPE, "vqvae_s": 1.0, "stages_found_complete": []}, None) == (
+        {"vqvae_s": 1.0}, "one uninterrupted run")
+
+
+@pytest.mark.parametrize("summary, earlier, message", [
+    ({**RECIPE, "stages_found_complete": ["vqvae"]}, None, "the run resumed the stages vqvae complete"),
+    ({**RECIPE, "stages_found_complete": []}, "earlier", "the run resumed no stage from"),
+    ({**RECIPE, "vqvae_steps": 4000, "stages_found_complete": ["var"]}, "earlier", "(vqvae_steps differ)"),
+])
+def test_stage_times_refuse_times_that_were_not_measured(tmp_path, capsys, summary, earlier, message):
+    tool = _card_tool()
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "train_summary.json").write_text(json.dumps(RECIPE))
+    with pytest.raises(SystemExit) as exit_info:
+        tool.stage_times(summary, None if earlier is None else tmp_path / earlier)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
