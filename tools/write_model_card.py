@@ -112,8 +112,8 @@ def main():
                 f"{100 * rec['classifier_accuracy_reconstructed']:.1f}% of the reconstructions "
                 f"({100 * rec['classifier_accuracy_real']:.1f}% of the real images)"
                 + ("" if rec.get("fid_feat") is None else
-                   f"; FID_feat of the reconstructions {rec['fid_feat']:.2f}, the floor for samples drawn through "
-                   "this VQVAE (a sampler reproducing real token maps exactly would score it)"))
+                   f"; FID_feat of the reconstructions {rec['fid_feat']:.2f}: what a sampler reproducing real "
+                   "token maps exactly would score through this decoder, the level samples can reach"))
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
     stage_s, provenance = stage_times(summary, Path(sys.argv[3]) if len(sys.argv) > 3 else None)

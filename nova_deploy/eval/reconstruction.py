@@ -64,4 +64,4 @@ def format_reconstruction(rep: ReconstructionReport) -> str:
     return (f"VQVAE reconstruction of {rep.n_images} held-out images (seed {rep.seed}): PSNR {rep.psnr_db:.2f} dB, "
             f"SSIM {rep.ssim:.4f}, classifier accuracy {100 * rep.classifier_accuracy_reconstructed:.1f}% "
             f"(real images {100 * rep.classifier_accuracy_real:.1f}%)"
-            + ("" if rep.fid_feat is None else f", FID_feat {rep.fid_feat:.2f} (the floor of any sampler through it)"))
+            + ("" if rep.fid_feat is None else f", FID_feat {rep.fid_feat:.2f} (what exact real token maps score through this decoder)"))
