@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -8,10 +9,14 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO.parent / "shared" / "golden"
 
 
+# CI has 2 cores; more threads than that only adds contention. Under pytest-xdist (pyproject's
+# addopts start 2 workers) each worker already has a core of its own.
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # CI has 2 cores; more threads than that only adds contention
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +56,17 @@ def small_export(tmp_path_factory):
         return export_model(src, root / "export", max_batch=2)
     finally:
         torch.set_num_threads(threads)
+
+
+# Session fixtures that take a minute or more to build. pyproject's addopts run the suite on 2
+# pytest-xdist workers with --dist loadgroup: every test using one of these joins that fixture's
+# group, so it is built once, and every other test stays with its module, so module fixtures (one
+# export each) are built once too.
+SHARED_EXPENSIVE_FIXTURES = ("small_export", "bundled_export")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the marks into scheduling groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        group = next((f for f in SHARED_EXPENSIVE_FIXTURES if f in item.fixturenames), item.nodeid.split("::")[0])
+        item.add_marker(pytest.mark.xdist_group(group))
