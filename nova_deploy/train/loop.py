@@ -8,6 +8,8 @@ from typing import Optional
 
 import torch
 
+from nova_deploy.errors import InvalidArgument
+
 
 def cosine_lr(step: int, total: int, peak: float, warmup: int, floor_ratio: float = 0.05) -> float:
     if step < warmup:
@@ -16,17 +18,26 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int, floor_ratio: floa
     return peak * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def save_training_state(path: Path, model, opt, step: int, extra: Optional[dict] = None) -> None:
-    """Atomic: written to a temporary name, renamed when complete, so a kill never leaves half a file."""
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+def save_training_state(path: Path, model, opt, step: int, total_steps: int, extra: Optional[dict] = None) -> None:
+    """Atomic: written to a temporary name, renamed when complete, so a kill never leaves half a file.
+    total_steps: the length of the LR schedule, which a resume must keep."""
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total_steps": total_steps,
              "torch_rng": torch.get_rng_state(), "extra": extra or {}}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
 
 
-def load_training_state(path: Path, model, opt) -> int:
+def load_training_state(path: Path, model, opt, total_steps: int) -> int:
+    """Resumes only the schedule it was saved from: another step count would splice two cosine
+    schedules into a model no fresh run reproduces. (States written before total_steps was
+    recorded are resumed unchecked.)"""
     state = torch.load(path, weights_only=True)
+    saved = state.get("total_steps")
+    if saved is not None and int(saved) != total_steps:
+        raise InvalidArgument(f"{path} is step {state['step']} of a {saved}-step schedule and this run asks for "
+                              f"{total_steps} steps: resuming would mix two schedules; use another --out, or "
+                              f"delete {path.name} to train that stage afresh")
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     torch.set_rng_state(state["torch_rng"])

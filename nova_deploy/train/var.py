@@ -55,7 +55,7 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))
     ckpt, log = out_dir / "var_train_state.pt", LossLog(out_dir / "var_log.jsonl")
-    step = load_training_state(ckpt, var, opt) if ckpt.exists() else 0
+    step = load_training_state(ckpt, var, opt, steps) if ckpt.exists() else 0
     data = torch.load(tokens_path, weights_only=True)
     tokens, labels = data["tokens"], data["labels"]
     n = tokens.shape[0]
@@ -81,5 +81,5 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
             log.write(step=step, loss=round(loss.item(), 4), acc_last_scale=round(acc_last.item(), 4),
                       lr=round(opt.param_groups[0]["lr"], 7), elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:
-            save_training_state(ckpt, var, opt, step + 1)
+            save_training_state(ckpt, var, opt, step + 1, steps)
     return var.eval()

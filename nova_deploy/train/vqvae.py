@@ -45,7 +45,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
     vae = build_vqvae(cfg, test_mode=False).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.9, 0.99))
     ckpt, log = out_dir / "vqvae_train_state.pt", LossLog(out_dir / "vqvae_log.jsonl")
-    step = load_training_state(ckpt, vae, opt) if ckpt.exists() else 0
+    step = load_training_state(ckpt, vae, opt, steps) if ckpt.exists() else 0
     data = ShapesDataset(seed=seed, length=steps * batch, size=cfg.image_size)
     gen = torch.Generator().manual_seed(seed + 1)
     hits = torch.zeros(cfg.vocab_size)
@@ -78,7 +78,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
             log.write(step=step, l1=round(l1.item(), 5), vq=round(vq_loss.item(), 5), psnr=round(psnr, 2),
                       restarted=restarted, elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:
-            save_training_state(ckpt, vae, opt, step + 1)
+            save_training_state(ckpt, vae, opt, step + 1, steps)
     return ckpt
 
 
@@ -98,7 +98,7 @@ def refine_decoder(cfg: VQVAEConfig, vqvae_state: Path, out_dir: Path, seed: int
         p.requires_grad_(True)
     opt = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.99))
     ckpt, log = out_dir / "decoder_train_state.pt", LossLog(out_dir / "decoder_log.jsonl")
-    step = load_training_state(ckpt, vae, opt) if ckpt.exists() else 0
+    step = load_training_state(ckpt, vae, opt, steps) if ckpt.exists() else 0
     data = ShapesDataset(seed=seed + 2000, length=steps * batch, size=cfg.image_size)
     t0 = time.time()
     for step in tqdm(range(step, steps), initial=step, total=steps, desc="decoder", mininterval=5):
@@ -117,5 +117,5 @@ def refine_decoder(cfg: VQVAEConfig, vqvae_state: Path, out_dir: Path, seed: int
             psnr = 10 * torch.log10(4 / F.mse_loss(rec.detach().clamp(-1, 1), img)).item()
             log.write(step=step, l1=round(l1.item(), 5), psnr=round(psnr, 2), elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:
-            save_training_state(ckpt, vae, opt, step + 1)
+            save_training_state(ckpt, vae, opt, step + 1, steps)
     return ckpt

@@ -25,7 +25,11 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     assert (out / "var_log.jsonl").read_text().count("\n") == lines
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["stages_found_complete"] == ["vqvae", "encode", "var", "decoder"]  # their times measure nothing
-    r = run_cli(*args[:-4], "--decoder-steps", 3, "--threads", 1)  # a longer decoder stage: only it runs again
+    longer_decoder = (*args[:-4], "--decoder-steps", 3, "--threads", 1)
+    r = run_cli(*longer_decoder)  # resuming the 2-step state would splice two LR schedules
+    assert r.exit_code == 2 and "decoder_train_state.pt is step 2 of a 2-step schedule and this run asks for 3" in r.output
+    (out / "decoder_train_state.pt").unlink()
+    r = run_cli(*longer_decoder)  # only the decoder stage runs again, from the start
     assert r.exit_code == 0, r.output
     assert json.loads((out / "train_summary.json").read_text())["stages_found_complete"] == ["vqvae", "encode", "var"]
 
