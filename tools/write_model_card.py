@@ -16,6 +16,7 @@ from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import CheckpointError
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.models.presets import get_preset
+from nova_deploy.train.reference import STAGES
 
 ASSETS = Path(__file__).resolve().parents[1] / "nova_deploy" / "assets"
 
@@ -44,7 +45,6 @@ def refuse(message: str):
     sys.exit(2)
 
 
-STAGES = ("vqvae", "encode", "var", "decoder")
 # what each stage's result depends on, beside the seed, thread count and data every stage shares
 STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
                 "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr"), "decoder": ("vqvae_steps", "decoder_steps")}

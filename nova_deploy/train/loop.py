@@ -28,6 +28,15 @@ def save_training_state(path: Path, model, opt, step: int, total_steps: int, ext
     os.replace(tmp, path)
 
 
+def training_state_complete(path: Path, total_steps: int) -> bool:
+    """Whether path holds the last step of this very schedule, so resuming it trains nothing
+    (memory-mapped: only the step and schedule length are read)."""
+    if not path.exists():
+        return False
+    state = torch.load(path, weights_only=True, mmap=True)
+    return int(state["step"]) >= total_steps and int(state.get("total_steps", total_steps)) == total_steps
+
+
 def load_training_state(path: Path, model, opt, total_steps: int) -> int:
     """Resumes only the schedule it was saved from: another step count would splice two cosine
     schedules into a model no fresh run reproduces. (States written before total_steps was

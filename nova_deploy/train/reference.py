@@ -16,8 +16,12 @@ from nova_deploy.data import data_fingerprint
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train import recipe
-from nova_deploy.train.var import encode_dataset, train_var
-from nova_deploy.train.vqvae import refine_decoder, train_vqvae
+from nova_deploy.train.loop import training_state_complete
+from nova_deploy.train.var import VAR_STATE_FILE, encode_dataset, train_var
+from nova_deploy.train.vqvae import DECODER_STATE_FILE, VQVAE_STATE_FILE, refine_decoder, train_vqvae
+
+STAGES = ("vqvae", "encode", "var", "decoder")  # in run order; the summary's "<stage>_s" keys time each
+TOKENS_FILE = "tokens.pt"
 
 
 def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
@@ -28,11 +32,10 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
     timings = {}
-    already_complete = [stage for stage, done in (
-        ("vqvae", _state_complete(out_dir / "vqvae_train_state.pt", vqvae_steps)),
-        ("encode", (out_dir / "tokens.pt").exists()),
-        ("var", _state_complete(out_dir / "var_train_state.pt", var_steps)),
-        ("decoder", _state_complete(out_dir / "decoder_train_state.pt", decoder_steps))) if done]
+    complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
+                "encode": (out_dir / TOKENS_FILE).exists(),
+                "var": training_state_complete(out_dir / VAR_STATE_FILE, var_steps),
+                "decoder": training_state_complete(out_dir / DECODER_STATE_FILE, decoder_steps)}
 
     t = time.time()
     state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
@@ -42,7 +45,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     timings["vqvae_s"] = round(time.time() - t, 1)
 
     t = time.time()
-    tokens = encode_dataset(vae, out_dir / "tokens.pt", seed=seed + 1000, n_images=n_encode)
+    tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
     timings["encode_s"] = round(time.time() - t, 1)
 
     t = time.time()
@@ -60,10 +63,6 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
                "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads,
                "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
-               "stages_found_complete": already_complete}
+               "stages_found_complete": [st for st in STAGES if complete[st]]}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def _state_complete(path: Path, steps: int) -> bool:
-    return path.exists() and int(torch.load(path, weights_only=True)["step"]) >= steps

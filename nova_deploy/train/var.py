@@ -17,6 +17,8 @@ from nova_deploy.models.presets import VARConfig
 from nova_deploy.train import recipe
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
+VAR_STATE_FILE = "var_train_state.pt"
+
 
 @torch.no_grad()
 def encode_dataset(vae, out_path: Path, seed: int, n_images: int, batch: int = 64) -> Path:
@@ -54,7 +56,7 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     no_decay = [p for n, p in var.named_parameters() if not (p.ndim >= 2 and "pos_" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.95))
-    ckpt, log = out_dir / "var_train_state.pt", LossLog(out_dir / "var_log.jsonl")
+    ckpt, log = out_dir / VAR_STATE_FILE, LossLog(out_dir / "var_log.jsonl")
     step = load_training_state(ckpt, var, opt, steps) if ckpt.exists() else 0
     data = torch.load(tokens_path, weights_only=True)
     tokens, labels = data["tokens"], data["labels"]

@@ -15,6 +15,8 @@ from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import VQVAEConfig
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
+VQVAE_STATE_FILE, DECODER_STATE_FILE = "vqvae_train_state.pt", "decoder_train_state.pt"
+
 
 @torch.no_grad()
 def restart_dead_codes(vae, f_BChw: torch.Tensor, rest_BChw: torch.Tensor, hits_V: torch.Tensor,
@@ -44,7 +46,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
     torch.manual_seed(seed)
     vae = build_vqvae(cfg, test_mode=False).train()
     opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.9, 0.99))
-    ckpt, log = out_dir / "vqvae_train_state.pt", LossLog(out_dir / "vqvae_log.jsonl")
+    ckpt, log = out_dir / VQVAE_STATE_FILE, LossLog(out_dir / "vqvae_log.jsonl")
     step = load_training_state(ckpt, vae, opt, steps) if ckpt.exists() else 0
     data = ShapesDataset(seed=seed, length=steps * batch, size=cfg.image_size)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -97,7 +99,7 @@ def refine_decoder(cfg: VQVAEConfig, vqvae_state: Path, out_dir: Path, seed: int
     for p in trainable:
         p.requires_grad_(True)
     opt = torch.optim.Adam(trainable, lr=lr, betas=(0.9, 0.99))
-    ckpt, log = out_dir / "decoder_train_state.pt", LossLog(out_dir / "decoder_log.jsonl")
+    ckpt, log = out_dir / DECODER_STATE_FILE, LossLog(out_dir / "decoder_log.jsonl")
     step = load_training_state(ckpt, vae, opt, steps) if ckpt.exists() else 0
     data = ShapesDataset(seed=seed + 2000, length=steps * batch, size=cfg.image_size)
     t0 = time.time()
