@@ -28,25 +28,31 @@ def save_training_state(path: Path, model, opt, step: int, total_steps: int, ext
     os.replace(tmp, path)
 
 
-def training_state_complete(path: Path, total_steps: int) -> bool:
-    """Whether path holds the last step of this very schedule, so resuming it trains nothing
-    (memory-mapped: only the step and schedule length are read)."""
-    if not path.exists():
-        return False
-    state = torch.load(path, weights_only=True, mmap=True)
-    return int(state["step"]) >= total_steps and int(state.get("total_steps", total_steps)) == total_steps
-
-
-def load_training_state(path: Path, model, opt, total_steps: int) -> int:
-    """Resumes only the schedule it was saved from: another step count would splice two cosine
-    schedules into a model no fresh run reproduces. (States written before total_steps was
-    recorded are resumed unchecked.)"""
-    state = torch.load(path, weights_only=True)
+def check_same_schedule(path: Path, state: dict, total_steps: int) -> None:
+    """Resuming another step count would splice two cosine schedules into a model no fresh run
+    reproduces. (States written before total_steps was recorded are resumed unchecked.)"""
     saved = state.get("total_steps")
     if saved is not None and int(saved) != total_steps:
         raise InvalidArgument(f"{path} is step {state['step']} of a {saved}-step schedule and this run asks for "
                               f"{total_steps} steps: resuming would mix two schedules; use another --out, or "
                               f"delete {path.name} to train that stage afresh")
+
+
+def training_state_complete(path: Path, total_steps: int) -> bool:
+    """Whether path holds the last step of this very schedule, so resuming it trains nothing
+    (memory-mapped: only the step and schedule length are read). A state of another schedule is
+    refused here, before any stage runs, as load_training_state would refuse it."""
+    if not path.exists():
+        return False
+    state = torch.load(path, weights_only=True, mmap=True)
+    check_same_schedule(path, state, total_steps)
+    return int(state["step"]) >= total_steps
+
+
+def load_training_state(path: Path, model, opt, total_steps: int) -> int:
+    """Resumes only the schedule it was saved from (check_same_schedule)."""
+    state = torch.load(path, weights_only=True)
+    check_same_schedule(path, state, total_steps)
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["opt"])
     torch.set_rng_state(state["torch_rng"])
