@@ -28,6 +28,11 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     longer_decoder = (*args[:-4], "--decoder-steps", 3, "--threads", 1)
     r = run_cli(*longer_decoder)  # resuming the 2-step state would splice two LR schedules
     assert r.exit_code == 2 and "decoder_train_state.pt is step 2 of a 2-step schedule and this run asks for 3" in r.output
+    (out / "vqvae_train_state.pt").rename(out / "vqvae_saved.pt")
+    r = run_cli(*longer_decoder)  # refused before any stage runs: the VQVAE is not retrained first
+    assert r.exit_code == 2 and "a 2-step schedule" in r.output
+    assert not (out / "vqvae_train_state.pt").exists()
+    (out / "vqvae_saved.pt").rename(out / "vqvae_train_state.pt")
     (out / "decoder_train_state.pt").unlink()
     r = run_cli(*longer_decoder)  # only the decoder stage runs again, from the start
     assert r.exit_code == 0, r.output
