@@ -16,7 +16,7 @@ from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import CheckpointError
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.models.presets import get_preset
-from nova_deploy.train.reference import STAGES
+from nova_deploy.train.reference import STAGES, run_time_s
 
 ASSETS = Path(__file__).resolve().parents[1] / "nova_deploy" / "assets"
 
@@ -47,7 +47,7 @@ def refuse(message: str):
 
 # what each stage's result depends on, beside the seed, thread count and data every stage shares
 STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
-                "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr"), "decoder": ("vqvae_steps", "decoder_steps")}
+                "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr"), "decoder": ("vqvae_steps", "decoder_steps", "decoder_lr")}
 
 
 def stage_times(summary: dict, earlier) -> tuple:
@@ -117,7 +117,9 @@ def main():
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
     stage_s, provenance = stage_times(summary, Path(sys.argv[3]) if len(sys.argv) > 3 else None)
-    total_min = sum(stage_s.values()) / 60
+    # stages resumed from another run ran there, not beside this run's VAR
+    beside = bool(summary.get("decoder_beside")) and not summary.get("stages_found_complete")
+    total_min = run_time_s(stage_s, beside) / 60
     sampling = ev["reports"][0].get("sampling", {})
     opts = ev.get("options")
     command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
@@ -149,10 +151,12 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
    dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
-4. Decoder refinement, {summary.get('decoder_steps', '?')} steps: only post_quant_conv + decoder, on frozen tokens.
+4. Decoder refinement, {summary.get('decoder_steps', '?')} steps of 16 images, peak LR {summary.get('decoder_lr', 3e-4)}: only post_quant_conv + decoder, on frozen tokens{
+   "; in a second process beside the encoding and the VAR, each side on one thread" if beside else ""}.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}
 
-Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all ({provenance}).
+Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all{
+" (the decoder stage counted only where it outlasted the encoding and the VAR)" if beside else ""} ({provenance}).
 The classifier was trained separately (`nova-deploy train-classifier --threads {clf_card["torch_threads"]}`, {clf_card["train_seconds"]} s).
 
 ## Reconstruction ({n_rec} held-out images, data seed {seed_rec})

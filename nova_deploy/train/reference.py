@@ -1,11 +1,16 @@
 """The whole training of the shipped reference model (`nova-deploy train`): VQVAE, encode, VAR.
 
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
-it stopped; with the same seed the result is the same model. The summary names the stages found
+it stopped; with the same seed and thread count the result is the same model. With two threads or
+more, the decoder refinement runs in a second process beside the encoding and the first VAR steps,
+each side on half the threads: it needs only the VQVAE state, and two one-thread jobs get about
+1.3x the work of one two-thread job done on a 2-core CPU (tools/model_card_notes.md, models v7 and
+v8). From step var_all_threads_from on, the VAR runs on every thread. The summary names the stages found
 already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
 run that computed them).
 """
 import json
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -20,14 +25,33 @@ from nova_deploy.train.loop import training_state_complete
 from nova_deploy.train.var import VAR_STATE_FILE, encode_dataset, train_var
 from nova_deploy.train.vqvae import DECODER_STATE_FILE, VQVAE_STATE_FILE, refine_decoder, train_vqvae
 
-STAGES = ("vqvae", "encode", "var", "decoder")  # in run order; the summary's "<stage>_s" keys time each
+STAGES = ("vqvae", "encode", "var", "decoder")  # in start order; the summary's "<stage>_s" keys time each
+BESIDE_DECODER = ("encode", "var")  # the stages the decoder refinement runs beside, given two threads or more
 TOKENS_FILE = "tokens.pt"
+
+
+def run_time_s(stage_s: dict, decoder_beside: bool) -> float:
+    """The run's length from its stage times: a decoder stage run beside encode and VAR adds only
+    what it took beyond them."""
+    beside = sum(stage_s[f"{st}_s"] for st in BESIDE_DECODER) if decoder_beside else 0.0
+    rest = sum(v for k, v in stage_s.items() if k != "decoder_s")
+    return rest + max(0.0, stage_s.get("decoder_s", 0.0) - beside)
+
+
+def _refine_decoder_process(vae_cfg, state_path: Path, out_dir: Path, seed: int, steps: int, lr: float,
+                            threads: int, seconds) -> None:
+    torch.set_num_threads(threads)
+    t = time.time()
+    refine_decoder(vae_cfg, state_path, out_dir, seed=seed, steps=steps, lr=lr)
+    seconds.value = round(time.time() - t, 1)
 
 
 def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     vqvae_steps: int = recipe.VQVAE_STEPS, var_steps: int = recipe.VAR_STEPS,
                     n_encode: int = recipe.ENCODE_IMAGES, decoder_steps: int = recipe.DECODER_STEPS,
-                    threads: int = recipe.THREADS, var_lr: float = recipe.VAR_LR) -> dict:
+                    threads: int = recipe.THREADS, var_lr: float = recipe.VAR_LR,
+                    decoder_lr: float = recipe.DECODER_LR, compile_var: bool = recipe.VAR_COMPILE,
+                    var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
@@ -44,25 +68,55 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
     timings["vqvae_s"] = round(time.time() - t, 1)
 
-    t = time.time()
-    tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
-    timings["encode_s"] = round(time.time() - t, 1)
+    decoder_beside = threads >= 2
+    if decoder_beside:
+        ctx = multiprocessing.get_context("spawn")  # a fork would share torch's thread pools
+        decoder_seconds = ctx.Value("d", -1.0)
+        # daemon: stopped with this process; its last checkpoint is what a rerun resumes
+        decoder = ctx.Process(target=_refine_decoder_process, name="decoder-refinement", daemon=True,
+                              args=(preset.vae, state_path, out_dir, seed, decoder_steps, decoder_lr,
+                                    threads // 2, decoder_seconds))
+        decoder.start()
+        torch.set_num_threads(threads - threads // 2)
+    try:
+        t = time.time()
+        tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
+        timings["encode_s"] = round(time.time() - t, 1)
 
-    t = time.time()
-    var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr)
-    save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
-    timings["var_s"] = round(time.time() - t, 1)
+        t = time.time()
+        var_threads = torch.get_num_threads()
+        var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr,
+                        compile_step=compile_var,
+                        threads_at_step=lambda step: var_threads if step < var_all_threads_from else threads)
+        save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
+        timings["var_s"] = round(time.time() - t, 1)
+    except BaseException:
+        if decoder_beside:
+            decoder.terminate()
+        raise
 
-    # the decoder refinement leaves the tokens unchanged, so it may run after (or beside) the VAR
-    t = time.time()
-    dec_state = refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps)
+    # the decoder refinement leaves the tokens unchanged, so it may run beside (or after) the VAR
+    if decoder_beside:
+        decoder.join()
+        if decoder.exitcode != 0:
+            raise RuntimeError(f"the decoder refinement (a second process) stopped with exit code {decoder.exitcode}; "
+                               "its error is printed above; the same command resumes every stage")
+        timings["decoder_s"] = decoder_seconds.value
+    else:
+        t = time.time()
+        refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps, lr=decoder_lr)
+        timings["decoder_s"] = round(time.time() - t, 1)
+    dec_state = out_dir / DECODER_STATE_FILE
     vae.load_state_dict(torch.load(dec_state, weights_only=True)["model"])
     save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
-    timings["decoder_s"] = round(time.time() - t, 1)
 
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
-               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps, "threads": threads,
+               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps,
+               "decoder_lr": decoder_lr, "threads": threads, "var_compiled": compile_var,
+               "var_all_threads_from": var_all_threads_from,
+               "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
                "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
-               "stages_found_complete": [st for st in STAGES if complete[st]]}
+               "stages_found_complete": [st for st in STAGES if complete[st]],
+               "run_s": round(run_time_s(timings, decoder_beside), 1)}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
 from nova_deploy.data import ShapesDataset
@@ -47,11 +48,17 @@ def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
 
 def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
               lr: float = recipe.VAR_LR, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
-              log_every: int = 10, ckpt_every: int = 100):
+              log_every: int = 10, ckpt_every: int = 100, compile_step: bool = False,
+              threads_at_step=None):
+    """compile_step: run the forward and backward through torch.compile (1.3x a step on these CPUs,
+    after minutes of compiling; the saved weights keep the model's own keys).
+    threads_at_step: step -> torch thread count, a function of the step alone so that a resumed run
+    computes every step as the uninterrupted one did."""
     torch.manual_seed(seed)
     var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
     var.init_weights(init_std=-1)
     var.train()
+    forward = torch.compile(var) if compile_step else var
     decay = [p for n, p in var.named_parameters() if p.ndim >= 2 and "pos_" not in n]
     no_decay = [p for n, p in var.named_parameters() if not (p.ndim >= 2 and "pos_" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -64,16 +71,20 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     order = torch.randperm(n * (steps * batch // n + 1), generator=torch.Generator().manual_seed(seed)) % n
     t0 = time.time()
     for step in tqdm(range(step, steps), initial=step, total=steps, desc="var", mininterval=5):
+        if threads_at_step is not None and torch.get_num_threads() != threads_at_step(step):
+            torch.set_num_threads(threads_at_step(step))
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr, warmup=100)
         pick = order[step * batch:(step + 1) * batch]
         gt_ms = split_scales(tokens[pick], cfg.patch_nums)
         x_in = vae.quantize.idxBl_to_var_input(gt_ms)
-        logits_BLV = var(labels[pick], x_in)
         target_BL = torch.cat(gt_ms, dim=1)
-        loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # the math backend: a step 7-15 % cheaper than the flash CPU kernel at 155 tokens (model v7 notes)
+        with sdpa_kernel(SDPBackend.MATH):
+            logits_BLV = forward(labels[pick], x_in)
+            loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(var.parameters(), 2.0)
         opt.step()
         if step % log_every == 0:

@@ -8,7 +8,7 @@ from nova_deploy.checkpoint import read_state_dict
 def test_train_runs_every_stage_and_resumes(tmp_path):
     out = tmp_path / "run"
     args = ("train", "--out", out, "--vqvae-steps", 2, "--var-steps", 2, "--encode-images", 20,
-            "--decoder-steps", 2, "--threads", 1)
+            "--decoder-steps", 2, "--threads", 1, "--no-compile")
     r = run_cli(*args)
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "train_summary.json").read_text())
@@ -25,7 +25,7 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     assert (out / "var_log.jsonl").read_text().count("\n") == lines
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["stages_found_complete"] == ["vqvae", "encode", "var", "decoder"]  # their times measure nothing
-    longer_decoder = (*args[:-4], "--decoder-steps", 3, "--threads", 1)
+    longer_decoder = (*args[:-5], "--decoder-steps", 3, "--threads", 1, "--no-compile")
     r = run_cli(*longer_decoder)  # resuming the 2-step state would splice two LR schedules
     assert r.exit_code == 2 and "decoder_train_state.pt is step 2 of a 2-step schedule and this run asks for 3" in r.output
     (out / "vqvae_train_state.pt").rename(out / "vqvae_saved.pt")
