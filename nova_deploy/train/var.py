@@ -92,7 +92,8 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
                 last = var.begin_ends[-1]
                 acc_last = (logits_BLV[:, last[0]:last[1]].argmax(-1) == target_BL[:, last[0]:last[1]]).float().mean()
             log.write(step=step, loss=round(loss.item(), 4), acc_last_scale=round(acc_last.item(), 4),
-                      lr=round(opt.param_groups[0]["lr"], 7), elapsed_s=round(time.time() - t0, 1))
+                      lr=round(opt.param_groups[0]["lr"], 7), threads=torch.get_num_threads(),
+                      elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:
             save_training_state(ckpt, var, opt, step + 1, steps)
     return var.eval()
