@@ -47,7 +47,7 @@ def refuse(message: str):
 
 # what each stage's result depends on, beside the seed, thread count and data every stage shares
 STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
-                "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr"), "decoder": ("vqvae_steps", "decoder_steps", "decoder_lr")}
+                "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr", "var_compiled", "var_all_threads_from"), "decoder": ("vqvae_steps", "decoder_steps", "decoder_lr")}
 
 
 def stage_times(summary: dict, earlier) -> tuple:
@@ -149,10 +149,15 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
-   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine.
+   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine{
+   "; the step compiled with torch.compile" if summary.get("var_compiled") else ""}{
+   f"; one thread up to step {summary['var_all_threads_from']}, then {summary.get('threads')}"
+   if beside and summary.get("var_all_threads_from") is not None else ""}.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps of 16 images, peak LR {summary.get('decoder_lr', 3e-4)}: only post_quant_conv + decoder, on frozen tokens{
-   "; in a second process beside the encoding and the VAR, each side on one thread" if beside else ""}.
+   ("; in a second process beside the encoding and the VAR" + (
+       f"'s first {summary['var_all_threads_from']} steps" if summary.get("var_all_threads_from") is not None else "")
+    + ", each side on one thread") if beside else ""}.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}
 
 Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all{

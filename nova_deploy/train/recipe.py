@@ -3,7 +3,8 @@
 Model v8 (tools/model_card_notes.md): the decoder refinement runs beside the encoding and the first
 VAR steps, one thread each (two one-thread jobs do about 1.3x the work of one two-thread job on
 these 2-core CPUs); from VAR_ALL_THREADS_FROM on, the VAR has every thread. The VAR step is
-compiled (torch.compile: 1.3x a step here, after about 2.5 minutes of compiling).
+compiled (torch.compile: 1.3x a step here, after about 2.5 minutes of compiling). Measured in
+nova_deploy/assets/MODEL_CARD.md: 93.4 minutes on the 2-core CPU of 2026-12-01.
 """
 VQVAE_STEPS = 3200
 VAR_STEPS = 4000
