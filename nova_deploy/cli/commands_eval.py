@@ -1,4 +1,5 @@
 """Commands on quality: eval, train (the reference model) and train-classifier."""
+import shutil
 import time
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_step
                         ("--threads", threads)):
         if value < 1:
             raise InvalidArgument(f"{name} must be >= 1, got {value}")
+    if compile_var and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+        # refused now, not when the VAR stage starts compiling, half an hour into the run
+        raise InvalidArgument("--compile needs a C++ compiler (g++, c++ or clang++) on PATH and none was found: "
+                              "install one, or pass --no-compile (the VAR step then runs about 1.3x slower)")
     summary = train_reference(Path(out_dir), seed=seed, vqvae_steps=vqvae_steps, var_steps=var_steps,
                               n_encode=encode_images, decoder_steps=decoder_steps, threads=threads,
                               compile_var=compile_var)

@@ -45,6 +45,15 @@ def test_train_rejects_bad_counts(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_refuses_compile_without_a_cxx_compiler(tmp_path, monkeypatch):
+    import nova_deploy.cli.commands_eval as commands
+
+    monkeypatch.setattr(commands.shutil, "which", lambda name: None)
+    r = run_cli("train", "--out", tmp_path / "run", "--var-steps", 2)
+    assert r.exit_code == 2 and "--compile needs a C++ compiler" in r.output and "--no-compile" in r.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_train_classifier_bad_input(tmp_path):
     r = run_cli("train-classifier", "--out", tmp_path / "no" / "c.safetensors", "--steps", 1)
     assert r.exit_code == 2 and "does not exist" in r.output
