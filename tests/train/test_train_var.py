@@ -56,3 +56,12 @@ def test_the_compiled_step_trains_the_same_model_as_the_eager_one(tokens_file, t
     moved = sum((eager_weights[k] - start[k]).norm() ** 2 for k in start) ** 0.5
     apart = sum((trained[k] - eager_weights[k]).norm() ** 2 for k in start) ** 0.5
     assert moved > 0 and apart < 0.05 * moved  # three updates through the compiled backward match eager's
+
+
+@pytest.mark.slow  # compiles the tiny model (cached after the test above)
+def test_the_compiled_step_with_class_dropout_trains_the_same_model_twice(tokens_file, tmp_path):
+    first, first_log = _train(tokens_file, tmp_path / "first", compile_step=True)
+    second, second_log = _train(tokens_file, tmp_path / "second", compile_step=True)
+    assert [row["loss"] for row in first_log] == [row["loss"] for row in second_log]
+    for (name, a), b in zip(first.named_parameters(), second.parameters()):
+        assert torch.equal(a, b), name  # the compiled graph's random draws follow the seed
