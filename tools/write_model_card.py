@@ -74,6 +74,27 @@ def stage_times(summary: dict, earlier) -> tuple:
                      f"did not change, resumed complete from run `{Path(earlier).name}` and timed there")
 
 
+def n_threads(n: int) -> str:
+    return "one thread" if n == 1 else f"{n} threads"
+
+
+def var_and_decoder_threads(summary: dict, beside: bool) -> tuple:
+    """The card's clauses on how the VAR step ran and where the decoder stage ran, as
+    train_reference splits the threads: the decoder process gets half, the VAR the rest until
+    var_all_threads_from, then all."""
+    var_how = "; the step compiled with torch.compile" if summary.get("var_compiled") else ""
+    if not beside:
+        return var_how, ""
+    threads, switch = summary["threads"], summary.get("var_all_threads_from")
+    var_side, decoder_side = threads - threads // 2, threads // 2
+    if switch is not None:
+        var_how += f"; {n_threads(var_side)} up to step {switch}, then {threads}"
+    split = (f"each side on {n_threads(var_side)}" if var_side == decoder_side
+             else f"{n_threads(decoder_side)} against the VAR's {n_threads(var_side)}")
+    beside_what = "the VAR" if switch is None else f"the VAR's first {switch} steps"
+    return var_how, f"; in a second process beside the encoding and {beside_what}, {split}"
+
+
 def main():
     run, eval_json = Path(sys.argv[1]), Path(sys.argv[2])
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
@@ -120,6 +141,7 @@ def main():
     # stages resumed from another run ran there, not beside this run's VAR
     beside = bool(summary.get("decoder_beside")) and not summary.get("stages_found_complete")
     total_min = run_time_s(stage_s, beside) / 60
+    var_how, decoder_how = var_and_decoder_threads(summary, beside)
     sampling = ev["reports"][0].get("sampling", {})
     opts = ev.get("options")
     command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
@@ -149,15 +171,10 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
 3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
-   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine{
-   "; the step compiled with torch.compile" if summary.get("var_compiled") else ""}{
-   f"; one thread up to step {summary['var_all_threads_from']}, then {summary.get('threads')}"
-   if beside and summary.get("var_all_threads_from") is not None else ""}.
+   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine{var_how}.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps of 16 images, peak LR {summary.get('decoder_lr', 3e-4)}: only post_quant_conv + decoder, on frozen tokens{
-   ("; in a second process beside the encoding and the VAR" + (
-       f"'s first {summary['var_all_threads_from']} steps" if summary.get("var_all_threads_from") is not None else "")
-    + ", each side on one thread") if beside else ""}.
+   decoder_how}.
    Last logged: {json.dumps(last(run / 'decoder_log.jsonl'))}
 
 Stage times (s): {json.dumps(stage_s)}: {total_min:.1f} minutes in all{

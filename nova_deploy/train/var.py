@@ -71,8 +71,8 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     order = torch.randperm(n * (steps * batch // n + 1), generator=torch.Generator().manual_seed(seed)) % n
     t0 = time.time()
     for step in tqdm(range(step, steps), initial=step, total=steps, desc="var", mininterval=5):
-        if threads_at_step is not None and torch.get_num_threads() != threads_at_step(step):
-            torch.set_num_threads(threads_at_step(step))
+        if threads_at_step is not None and torch.get_num_threads() != (step_threads := threads_at_step(step)):
+            torch.set_num_threads(step_threads)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, steps, lr, warmup=100)
         pick = order[step * batch:(step + 1) * batch]

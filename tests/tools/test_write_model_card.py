@@ -80,3 +80,13 @@ def test_stage_times_refuse_times_that_were_not_measured(tmp_path, capsys, summa
     with pytest.raises(SystemExit) as exit_info:
         tool.stage_times(summary, None if earlier is None else tmp_path / earlier)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_card_names_the_thread_split_train_reference_made():
+    tool = _card_tool()
+    var_how, decoder_how = tool.var_and_decoder_threads(
+        {"threads": 3, "var_compiled": True, "var_all_threads_from": 1200}, beside=True)
+    assert var_how == "; the step compiled with torch.compile; 2 threads up to step 1200, then 3"
+    assert decoder_how == ("; in a second process beside the encoding and the VAR's first 1200 steps, "
+                           "one thread against the VAR's 2 threads")
+    assert tool.var_and_decoder_threads({"threads": 1, "var_compiled": False}, beside=False) == ("", "")
