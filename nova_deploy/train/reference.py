@@ -1,7 +1,8 @@
 """The whole training of the shipped reference model (`nova-deploy train`): VQVAE, encode, VAR.
 
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
-it stopped; with the same seed and thread count the result is the same model. With two threads or
+it stopped; with the same seed and thread count the result is the same model, up to the last bits
+of the compiled VAR step (its parallel scatter-add sums in a thread-dependent order; notes, v8). With two threads or
 more, the decoder refinement runs in a second process beside the encoding and the first VAR steps,
 each side on half the threads: it needs only the VQVAE state, and two one-thread jobs get about
 1.3x the work of one two-thread job done on a 2-core CPU (tools/model_card_notes.md, models v7 and
