@@ -1,12 +1,13 @@
 """The whole training of the shipped reference model (`nova-deploy train`): VQVAE, encode, VAR.
 
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
-it stopped; with the same seed and thread count the result is the same model, up to the last bits
-of the compiled VAR step (its parallel scatter-add sums in a thread-dependent order; notes, v8). With two threads or
-more, the decoder refinement runs in a second process beside the encoding and the first VAR steps,
-each side on half the threads: it needs only the VQVAE state, and two one-thread jobs get about
-1.3x the work of one two-thread job done on a 2-core CPU (tools/model_card_notes.md, models v7 and
-v8). From step var_all_threads_from on, the VAR runs on every thread. The summary names the stages found
+it stopped; with the same seed and thread count the result is the same model (the VAR stage runs on
+torch's deterministic kernels: without them its compiled backward sums in a thread-dependent
+order; notes, v8 and v9). With two threads or more, the decoder refinement runs in a second
+process beside the encoding and the first VAR steps, each side on half the threads: it needs only
+the VQVAE state, and two one-thread jobs get more work done than one two-thread job on a 2-core
+CPU (1.3x on the machines of models v7 and v8, 1.06x on v9's; tools/model_card_notes.md). From
+step var_all_threads_from on, the VAR runs on every thread. The summary names the stages found
 already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
 run that computed them).
 """
@@ -52,7 +53,8 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     n_encode: int = recipe.ENCODE_IMAGES, decoder_steps: int = recipe.DECODER_STEPS,
                     threads: int = recipe.THREADS, var_lr: float = recipe.VAR_LR,
                     decoder_lr: float = recipe.DECODER_LR, compile_var: bool = recipe.VAR_COMPILE,
-                    var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM) -> dict:
+                    var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM,
+                    var_deterministic: bool = recipe.VAR_DETERMINISTIC) -> dict:
     torch.set_num_threads(threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     preset = get_preset(preset_name)
@@ -87,7 +89,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
         t = time.time()
         var_threads = torch.get_num_threads()
         var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr,
-                        compile_step=compile_var,
+                        compile_step=compile_var, deterministic=var_deterministic,
                         threads_at_step=lambda step: var_threads if step < var_all_threads_from else threads)
         save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
         timings["var_s"] = round(time.time() - t, 1)
@@ -114,7 +116,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
     summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
                "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps,
                "decoder_lr": decoder_lr, "threads": threads, "var_compiled": compile_var,
-               "var_all_threads_from": var_all_threads_from,
+               "var_all_threads_from": var_all_threads_from, "var_deterministic": var_deterministic,
                "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
                "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
                "stages_found_complete": [st for st in STAGES if complete[st]],

@@ -5,6 +5,7 @@ fixed training set the run is a function of the seed, which makes it reproducibl
 """
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -19,6 +20,17 @@ from nova_deploy.train import recipe
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
 VAR_STATE_FILE = "var_train_state.pt"
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool):
+    """torch's deterministic kernels inside the block, the caller's setting restored after it."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 @torch.no_grad()
@@ -49,11 +61,21 @@ def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
 def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
               lr: float = recipe.VAR_LR, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
               log_every: int = 10, ckpt_every: int = 100, compile_step: bool = False,
-              threads_at_step=None):
+              threads_at_step=None, deterministic: bool = False):
     """compile_step: run the forward and backward through torch.compile (1.3x a step on these CPUs,
     after minutes of compiling; the saved weights keep the model's own keys).
     threads_at_step: step -> torch thread count, a function of the step alone so that a resumed run
-    computes every step as the uninterrupted one did."""
+    computes every step as the uninterrupted one did.
+    deterministic: torch's deterministic kernels for the stage; without them the compiled backward
+    sums the level embedding's gradient in a thread-dependent order and two runs differ in the
+    last bits (they cost no measurable time a step here: tools/model_card_notes.md, v9)."""
+    with deterministic_algorithms(deterministic):
+        return _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
+                          log_every, ckpt_every, compile_step, threads_at_step)
+
+
+def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
+               log_every, ckpt_every, compile_step, threads_at_step):
     torch.manual_seed(seed)
     var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
     var.init_weights(init_std=-1)
