@@ -90,3 +90,6 @@ def test_the_card_names_the_thread_split_train_reference_made():
     assert decoder_how == ("; in a second process beside the encoding and the VAR's first 1200 steps, "
                            "one thread against the VAR's 2 threads")
     assert tool.var_and_decoder_threads({"threads": 1, "var_compiled": False}, beside=False) == ("", "")
+    assert tool.var_and_decoder_threads({"threads": 1, "var_compiled": True, "var_deterministic": True},
+                                        beside=False)[0] == ("; the step compiled with torch.compile, "
+                                                             "on torch's deterministic kernels")
