@@ -13,6 +13,8 @@ run that computed them).
 """
 import json
 import multiprocessing
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -38,6 +40,20 @@ def run_time_s(stage_s: dict, decoder_beside: bool) -> float:
     beside = sum(stage_s[f"{st}_s"] for st in BESIDE_DECODER) if decoder_beside else 0.0
     rest = sum(v for k, v in stage_s.items() if k != "decoder_s")
     return rest + max(0.0, stage_s.get("decoder_s", 0.0) - beside)
+
+
+def machine_description() -> dict:
+    """What the run's times depend on: the recipe's budget is met, or not, on one CPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # not Linux: platform's name stands
+        pass
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__}
 
 
 def _refine_decoder_process(vae_cfg, state_path: Path, out_dir: Path, seed: int, steps: int, lr: float,
@@ -120,6 +136,6 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
                "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
                "stages_found_complete": [st for st in STAGES if complete[st]],
-               "run_s": round(run_time_s(timings, decoder_beside), 1)}
+               "run_s": round(run_time_s(timings, decoder_beside), 1), "machine": machine_description()}
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

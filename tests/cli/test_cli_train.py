@@ -1,5 +1,8 @@
 """`nova-deploy train` and `train-classifier` run end to end at a few steps, resume, and refuse bad input."""
 import json
+import os
+
+import torch
 
 from cli_runner import run_cli
 from nova_deploy.checkpoint import read_state_dict
@@ -14,6 +17,8 @@ def test_train_runs_every_stage_and_resumes(tmp_path):
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["vqvae_steps"] == 2 and summary["decoder_steps"] == 2 and summary["n_encode"] == 20
     assert summary["stages_found_complete"] == []
+    assert summary["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert summary["machine"]["cpu_count"] == os.cpu_count() and summary["machine"]["cpu"]
     for name in ("var_log.jsonl", "vqvae_log.jsonl", "decoder_log.jsonl"):
         assert (out / name).read_text().strip(), name
     var_state, _ = read_state_dict(out / "var.safetensors")
