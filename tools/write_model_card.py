@@ -99,6 +99,14 @@ def var_and_decoder_threads(summary: dict, beside: bool) -> tuple:
     return var_how, f"; in a second process beside the encoding and {beside_what}, {split}"
 
 
+def machine_phrase(summary: dict) -> str:
+    """The CPU the stage times were measured on; summaries before model v10 did not record it."""
+    m = summary.get("machine")
+    if m is None:
+        return "2-core CPU"
+    return f"{m['cpu_count']}-core {m['cpu']}, torch {m['torch']} on {m['cpu_capability']} kernels"
+
+
 def main():
     run, eval_json = Path(sys.argv[1]), Path(sys.argv[2])
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
@@ -168,7 +176,7 @@ random colour, position, size and background, each class in its canonical orient
 
 Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p * p for p in preset.var.patch_nums)} tokens).
 
-## Training (`nova-deploy train`, seed {summary.get('seed', '?')}, {summary.get('threads', '?')} threads, 2-core CPU)
+## Training (`nova-deploy train`, seed {summary.get('seed', '?')}, {summary.get('threads', '?')} threads, {machine_phrase(summary)})
 
 1. VQVAE, {summary.get('vqvae_steps', '?')} steps of 16 images: the first 150 as a plain autoencoder, then
    multi-scale residual quantization with dead-code restarts; L1 + MSE + VQ loss, Adam, peak LR 3e-4, cosine.

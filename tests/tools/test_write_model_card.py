@@ -93,3 +93,11 @@ def test_the_card_names_the_thread_split_train_reference_made():
     assert tool.var_and_decoder_threads({"threads": 1, "var_compiled": True, "var_deterministic": True},
                                         beside=False)[0] == ("; the step compiled with torch.compile, "
                                                              "on torch's deterministic kernels")
+
+
+def test_the_card_names_the_machine_the_run_recorded():
+    machine = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_count": 2, "cpu_capability": "AVX512", "torch": "2.13.0+cpu"}
+    tool = _card_tool()
+    assert tool.machine_phrase({"machine": machine}) == \
+        "2-core Intel(R) Xeon(R) Processor, torch 2.13.0+cpu on AVX512 kernels"
+    assert tool.machine_phrase({}) == "2-core CPU"  # summaries before v10 recorded no machine
