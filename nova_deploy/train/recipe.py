@@ -21,7 +21,7 @@ VAR_DETERMINISTIC = True
 # 8000 steps of 32 pyramids see 40000 pyramids 6.4 times (v8: 30000 pyramids, 4.3 times)
 ENCODE_IMAGES = 40000
 # the decoder-only stage is what lowers FID_feat (v6.1: 4800 steps took reconstructions 9.30 -> 4.81;
-# v7: 6400 steps at 1e-3, 3.01; v8: 4000 steps, 4.60)
+# v7: 6400 steps at 1e-3, 3.01; v8: 4000 steps, 4.60; v10: 6000 steps, 2.56)
 DECODER_STEPS = 6000
 DECODER_LR = 1e-3
 THREADS = 2
