@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 from nova_deploy.bench.targets import Target, evaluate_targets
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.images import write_atomic, write_json_atomic, write_text_atomic
+from nova_deploy.machine import cpu_name
 
 
 # ---------------------------------------------------------------- machine
@@ -19,12 +20,7 @@ def machine() -> dict:
     import onnxruntime
     import torch
 
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_name(fallback=platform.processor() or "?")
     try:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
     except (ValueError, OSError):

@@ -22,6 +22,7 @@ import torch
 
 from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.data import data_fingerprint
+from nova_deploy.machine import cpu_name
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train import recipe
@@ -44,16 +45,8 @@ def run_time_s(stage_s: dict, decoder_beside: bool) -> float:
 
 def machine_description() -> dict:
     """What the run's times depend on: the recipe's budget is met, or not, on one CPU."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:  # not Linux: platform's name stands
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__}
+    return {"cpu": cpu_name(fallback=platform.processor() or platform.machine()), "cpu_count": os.cpu_count(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
 
 
 def _refine_decoder_process(vae_cfg, state_path: Path, out_dir: Path, seed: int, steps: int, lr: float,
