@@ -10,6 +10,7 @@ from nova_deploy.checkpoint import (convert_checkpoint, infer_var_config, load_m
 from nova_deploy.errors import CheckpointError
 from nova_deploy.models.build import build_var, build_vqvae
 from nova_deploy.models.presets import PRESETS, get_preset
+from nova_deploy.sampler import autoregressive_infer_cfg
 
 OFFICIAL = {"var_d16.pth": "d16", "var_d20.pth": "d20", "var_d24.pth": "d24", "var_d30.pth": "d30", "var_d36.pth": "d36"}
 PARAMS = {"d16": 310_283_520, "d20": 600_917_136, "d24": 1_033_399_360, "d30": 2_010_020_356, "d36": 2_353_893_904}
@@ -47,8 +48,8 @@ def test_safetensors_round_trip_keeps_outputs(golden_models, tmp_path):
     save_safetensors(var, PRESETS["tiny"].var, "var", tmp_path / "var.safetensors")
     save_safetensors(vae, PRESETS["tiny"].vae, "vqvae", tmp_path / "vae.safetensors")
     var2, _ = load_models(tmp_path / "var.safetensors", tmp_path / "vae.safetensors")
-    a = var.autoregressive_infer_cfg(2, torch.tensor([1, 2]), g_seed=5)
-    b = var2.autoregressive_infer_cfg(2, torch.tensor([1, 2]), g_seed=5)
+    a = autoregressive_infer_cfg(var, 2, torch.tensor([1, 2]), g_seed=5)
+    b = autoregressive_infer_cfg(var2, 2, torch.tensor([1, 2]), g_seed=5)
     assert torch.equal(a, b)
 
 

@@ -15,7 +15,8 @@ from nova_deploy.images import image_grid_png, write_json_atomic
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
-from nova_deploy.sampler import generate, resolve_labels
+from nova_deploy.generation.inputs import resolve_labels
+from nova_deploy.sampler import generate
 from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Dict, Mapping, Sequence, Tuple
 
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.spec import Dim, ExportSpec, GraphSpec
+from nova_deploy.export.spec import BATCH, Dim, ExportSpec, GraphSpec
 
 Profile = Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]]  # input -> (min, opt, max)
 
@@ -27,7 +27,7 @@ def check_max_batch(spec: ExportSpec, max_batch) -> int:
 def narrow_to_batch(g: GraphSpec, max_batch: int) -> GraphSpec:
     """g with its batch dims (batch, and batch2 = 2 x batch CFG rows) capped at max_batch images."""
     def cap(d: Dim) -> Dim:
-        rows = {"batch": 1, "batch2": 2}.get(d.name)
+        rows = 1 if d.name == BATCH else d.factor if d.base == BATCH else None
         if rows is None:
             return d
         hi = min(d.max, rows * max_batch)

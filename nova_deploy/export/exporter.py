@@ -191,9 +191,8 @@ def _peak_rss_mb() -> float:
 
 def weights_summary(spec: ExportSpec, var: VAR, vae: VQVAE, writer: GraphWriter, files: dict) -> dict:
     """weights.bin against the raw bytes of the weights the graphs are made of."""
-    from nova_deploy.export.precision import TORCH_DTYPE
 
-    item = torch.tensor([], dtype=TORCH_DTYPE[spec.precision]).element_size()
+    item = torch.tensor([], dtype=spec.activation_element.torch).element_size()
     var_raw = sum(p.numel() * (4 if name.startswith("head.") else item) for name, p in var.named_parameters())
     vae_raw = sum(p.numel() * p.element_size() for m in (vae.post_quant_conv, vae.decoder, vae.quantize.quant_resi)
                   for p in m.parameters())

@@ -1,19 +1,20 @@
 """The modules traced into graphs, one per GraphSpec kind.
 
-Each takes its inputs positionally in spec order and returns its outputs as a tuple in spec
-order, so that the spec alone names them. They call the model's own per-scale API
+Each reads its inputs by the spec's names and returns its outputs by name (`compute`); `forward`
+is the positional face the tracer sees, in spec order. They call the model's own per-scale API
 (`VAR.condition`, `scale_step`, `next_token_map`, the quantizer's Phi, `VQVAE.fhat_to_img`);
 the only thing written differently is resampling, which is a fixed interpolation matrix
 (nova_deploy.resample) instead of F.interpolate, so that ONNX reproduces torch's bicubic and
 area modes (also at non-integer ratios) instead of approximating them with Resize.
 """
-from typing import List, Optional
+from typing import Dict, List, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec
-from nova_deploy.models.var import VAR, Conditioning
+from nova_deploy.export import vocabulary as io
+from nova_deploy.export.spec import ExportSpec, GraphSpec
+from nova_deploy.models.var import VAR, Conditioning, ScaleOutput
 from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.models.vqvae import VQVAE
 from nova_deploy.resample import token_resample_matrix
@@ -24,21 +25,38 @@ def _resample_matrix_2d(n_in: int, n_out: int, mode: str) -> torch.Tensor:
     return token_resample_matrix(n_in, n_out, mode).T.contiguous().float()
 
 
-class CondGraph(nn.Module):
-    def __init__(self, var: VAR):
+class GraphModule(nn.Module):
+    """A module traced into one graph. `compute` takes the feeds and returns the outputs by the
+    spec's names; `forward` is its positional face for torch.onnx.export, in spec order."""
+
+    def __init__(self, g: GraphSpec):
         super().__init__()
+        self.input_names = [t.name for t in g.inputs]
+        self.output_names = [t.name for t in g.outputs]
+
+    def compute(self, feeds: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, *inputs):
+        out = self.compute(dict(zip(self.input_names, inputs)))
+        return tuple(out[n] for n in self.output_names)
+
+
+class CondGraph(GraphModule):
+    def __init__(self, var: VAR, g: GraphSpec):
+        super().__init__(g)
         self.var = var
 
-    def forward(self, label_B):
-        cond = self.var.condition(label_B)
-        return cond.ada_NB6C, cond.head_ada_B2C, self.var.first_token_map(cond)
+    def compute(self, feeds):
+        cond = self.var.condition(feeds[io.LABELS])
+        return {io.ADA: cond.ada_NB6C, io.HEAD_ADA: cond.head_ada_B2C, io.X_FIRST: self.var.first_token_map(cond)}
 
 
-class ScaleGraph(nn.Module):
+class ScaleGraph(GraphModule):
     """One scale through every block and the head; pruning state in and out as named tensors."""
 
     def __init__(self, var: VAR, g: GraphSpec, spec: ExportSpec):
-        super().__init__()
+        super().__init__(g)
         self.var, self.si, self.depth = var, g.si, var.depth
         self.has_prefix = g.si > 0
         self.prunable = spec.prune.prunable(g.si)
@@ -47,89 +65,95 @@ class ScaleGraph(nn.Module):
             pn_prev, pn = spec.patch_nums[g.si - 1], spec.patch_nums[g.si]
             dtype = var.pos_1LC.dtype
             self.register_buffer("fill_resample_lm",  # l x l_prev: cache tokens -> this scale's grid
-                                 token_resample_matrix(pn_prev, pn, UPSAMPLE_MODE).to(dtype), persistent=False)
+                                 token_resample_matrix(pn_prev, pn, spec.prune.fill_mode).to(dtype), persistent=False)
 
-    def forward(self, x_BlC, ada_NB6C, head_ada_B2C, *state):
+    def compute(self, feeds):
         N = self.depth
         k_prefix: List[Optional[torch.Tensor]] = [None] * N
         v_prefix: List[Optional[torch.Tensor]] = [None] * N
         if self.has_prefix:
-            k_prefix, v_prefix = list(state[0:2 * N:2]), list(state[1:2 * N:2])
-            state = state[2 * N:]
+            k_prefix = [feeds[io.k_prefix(i)] for i in range(N)]
+            v_prefix = [feeds[io.v_prefix(i)] for i in range(N)]
         keeps = None
         if self.prunable:
-            keeps = [LayerKeep(idx_Bk=state[3 * i],
-                               attn_fill_BlC=torch.matmul(self.fill_resample_lm, state[3 * i + 1]),
-                               ffn_fill_BlC=torch.matmul(self.fill_resample_lm, state[3 * i + 2]))
+            keeps = [LayerKeep(idx_Bk=feeds[io.keep_idx(i)],
+                               attn_fill_BlC=torch.matmul(self.fill_resample_lm, feeds[io.attn_cache(i)]),
+                               ffn_fill_BlC=torch.matmul(self.fill_resample_lm, feeds[io.ffn_cache(i)]))
                      for i in range(N)]
-        cond = Conditioning(cond_BD=None, ada_NB6C=ada_NB6C, head_ada_B2C=head_ada_B2C)
-        out = self.var.scale_step(x_BlC, cond, k_prefix, v_prefix, keeps)
-        result = [out.logits_BlV]
-        for i in range(N):
-            result += [out.k_new[i], out.v_new[i]]
-        if self.emit_branches:
-            for i in range(N):
-                result += [out.attn_branch[i], out.ffn_branch[i]]
-        return tuple(result)
+        cond = Conditioning(cond_BD=None, ada_NB6C=feeds[io.ADA], head_ada_B2C=feeds[io.HEAD_ADA])
+        out = self.var.scale_step(feeds[io.X], cond, k_prefix, v_prefix, keeps)
+        return scale_outputs(out, self.emit_branches)
 
 
-class NextInputGraph(nn.Module):
+def scale_outputs(out: ScaleOutput, emit_branches: bool) -> Dict[str, torch.Tensor]:
+    """A scale step's results under the scale graph's output names."""
+    named = {io.LOGITS: out.logits_BlV}
+    for i in range(len(out.k_new)):
+        named[io.k_new(i)], named[io.v_new(i)] = out.k_new[i], out.v_new[i]
+    if emit_branches:
+        for i in range(len(out.attn_branch)):
+            named[io.attn_branch(i)], named[io.ffn_branch(i)] = out.attn_branch[i], out.ffn_branch[i]
+    return named
+
+
+class NextInputGraph(GraphModule):
     """f_hat += Phi_si(bicubic(h -> P x P)); x_next = next_token_map(si+1, area(f_hat -> pn_next)).
 
     Equals quantizer.get_next_autoregressive_input followed by VAR.next_token_map."""
 
-    def __init__(self, var: VAR, vae: VQVAE, si: int):
-        super().__init__()
+    def __init__(self, var: VAR, vae: VQVAE, g: GraphSpec):
+        super().__init__(g)
         quant = vae.quantize
-        self.var, self.si = var, si
-        self.phi = quant.phi(si)
-        self.pn, self.P, self.pn_next = quant.v_patch_nums[si], quant.v_patch_nums[-1], quant.v_patch_nums[si + 1]
+        self.var, self.si = var, g.si
+        self.phi = quant.phi(g.si)
+        self.pn, self.P, self.pn_next = quant.v_patch_nums[g.si], quant.v_patch_nums[-1], quant.v_patch_nums[g.si + 1]
         self.register_buffer("up_lL", _resample_matrix_2d(self.pn, self.P, "bicubic"), persistent=False)
         self.register_buffer("down_Ll", _resample_matrix_2d(self.P, self.pn_next, "area"), persistent=False)
 
-    def forward(self, f_hat_BChw, h_BChw):
+    def compute(self, feeds):
+        f_hat_BChw, h_BChw = feeds[io.F_HAT], feeds[io.H]
         B, Cv = h_BChw.shape[0], h_BChw.shape[1]
         up = torch.matmul(h_BChw.reshape(B, Cv, self.pn * self.pn), self.up_lL).reshape(B, Cv, self.P, self.P)
         f_hat = f_hat_BChw + self.phi(up)
         down = torch.matmul(f_hat.reshape(B, Cv, self.P * self.P), self.down_Ll)
         down = down.reshape(B, Cv, self.pn_next, self.pn_next).to(self.var.pos_1LC.dtype)
-        return f_hat, self.var.next_token_map(self.si + 1, down)
+        return {io.F_HAT_NEXT: f_hat, io.X_NEXT: self.var.next_token_map(self.si + 1, down)}
 
 
-class FinalFhatGraph(nn.Module):
+class FinalFhatGraph(GraphModule):
     """The last scale's update: f_hat + Phi(h), no resampling (h is already P x P)."""
 
-    def __init__(self, vae: VQVAE):
-        super().__init__()
+    def __init__(self, vae: VQVAE, g: GraphSpec):
+        super().__init__(g)
         K = len(vae.quantize.v_patch_nums)
         self.phi = vae.quantize.phi(K - 1)
 
-    def forward(self, f_hat_BChw, h_BChw):
-        return (f_hat_BChw + self.phi(h_BChw),)
+    def compute(self, feeds):
+        return {io.F_HAT_NEXT: feeds[io.F_HAT] + self.phi(feeds[io.H])}
 
 
-class DecoderGraph(nn.Module):
-    def __init__(self, vae: VQVAE):
-        super().__init__()
+class DecoderGraph(GraphModule):
+    def __init__(self, vae: VQVAE, g: GraphSpec):
+        super().__init__(g)
         self.vae = vae
 
-    def forward(self, f_hat_BChw):
-        return (self.vae.fhat_to_img(f_hat_BChw),)
+    def compute(self, feeds):
+        return {io.IMAGE: self.vae.fhat_to_img(feeds[io.F_HAT])}
 
 
 def graph_module(g: GraphSpec, spec: ExportSpec, var: VAR, vae: VQVAE) -> nn.Module:
     """The module to trace for g; var is at the export precision, vae fp32."""
     if g.kind == "cond":
-        return CondGraph(var).eval()
+        return CondGraph(var, g).eval()
     if g.kind == "scale":
         return ScaleGraph(var, g, spec).eval()
     if g.kind == "next_input":
-        return NextInputGraph(var, vae, g.si).eval()
+        return NextInputGraph(var, vae, g).eval()
     if g.kind == "final_fhat":
-        return FinalFhatGraph(vae).eval()
+        return FinalFhatGraph(vae, g).eval()
     if g.kind == "decoder":
-        return DecoderGraph(vae).eval()
+        return DecoderGraph(vae, g).eval()
     raise ValueError(f"unknown graph kind {g.kind!r}")
 
 
-__all__ = ["CondGraph", "ScaleGraph", "NextInputGraph", "FinalFhatGraph", "DecoderGraph", "graph_module"]
+__all__ = ["GraphModule", "CondGraph", "ScaleGraph", "NextInputGraph", "FinalFhatGraph", "DecoderGraph", "graph_module"]

@@ -127,7 +127,8 @@ def spec_from_manifest(manifest: dict, where: str = MANIFEST) -> ExportSpec:
         spec = build_spec(_config(VARConfig, manifest["model"]["var_config"]),
                           _config(VQVAEConfig, manifest["model"]["vqvae_config"]),
                           precision=manifest["precision"], max_batch=manifest["max_batch"],
-                          prune=PruneRange(first_scale=prune["first_scale"], min_keep_fraction=prune["min_keep_fraction"]),
+                          prune=PruneRange(first_scale=prune["first_scale"], min_keep_fraction=prune["min_keep_fraction"],
+                                           fill_mode=prune["upsample_mode"]),
                           opset=manifest["opset"])
     except (KeyError, TypeError) as e:
         raise InvalidArgument(f"{where}: incomplete manifest ({type(e).__name__}: {e})") from None

@@ -25,14 +25,12 @@ import onnx_ir as ir
 import torch
 
 from nova_deploy.errors import ExportError
+from nova_deploy.export import vocabulary
 from nova_deploy.export.spec import GraphSpec
 
 WEIGHTS_FILE = "weights.bin"
 INLINE_MAX_BYTES = 1024  # smaller initializers (shape constants, scalars) stay inside the graph
 ALIGN, BIG_ALIGN, BIG_TENSOR = 64, 65536, 1 << 20  # large tensors page-aligned, so runtimes can mmap them
-
-TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64}
-
 
 # ---------------------------------------------------------------------------------- tracing
 def trace_sizes(g: GraphSpec) -> Dict[str, int]:
@@ -40,21 +38,18 @@ def trace_sizes(g: GraphSpec) -> Dict[str, int]:
     from the sizes validation runs at (min, about half, max), so validation tests other shapes.
     Distinct dims get distinct sizes where the ranges allow, so that no two are merged."""
     sizes: Dict[str, int] = {}
-    batch = None
     for d in g.dims:
-        if d.name == "batch2" and batch is not None:
-            sizes[d.name] = 2 * batch
+        if d.base in sizes:
+            sizes[d.name] = d.factor * sizes[d.base]
             continue
         avoid = {d.min, d.opt - 1, d.opt, d.opt + 1, d.max} | set(sizes.values())
         lo = max(2, d.min)
         choice = next((v for v in range(d.max - 1, lo - 1, -1) if v not in avoid), None)
         if choice is None:
             choice = next((v for v in range(d.max, lo - 1, -1) if v not in set(sizes.values())), max(lo, d.max))
+        if d.base:  # a derived dim whose base is not in this graph: still a multiple of its factor
+            choice -= choice % d.factor
         sizes[d.name] = choice
-        if d.name == "batch":
-            batch = choice
-    if "batch" not in sizes and "batch2" in sizes:
-        sizes["batch2"] = sizes["batch2"] - sizes["batch2"] % 2  # CFG rows come in pairs
     return sizes
 
 
@@ -68,11 +63,11 @@ def dummy_inputs(g: GraphSpec, sizes: Dict[str, int], num_classes: int, seed: in
             out.append(torch.randint(0, num_classes, shape, generator=gen))
         elif t.role == "index":
             rows, k = shape
-            l = g.tensor("x_BlC").shape[1]
+            l = g.tensor(vocabulary.X).shape[1]
             idx = torch.randperm(l, generator=gen)[:k].sort().values
             out.append(idx.expand(rows, k).contiguous())
         else:
-            out.append(torch.randn(shape, generator=gen).to(TORCH_DTYPES[t.dtype]))
+            out.append(torch.randn(shape, generator=gen).to(t.torch_dtype))
     return out
 
 

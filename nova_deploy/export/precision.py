@@ -14,10 +14,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.export.vocabulary import PRECISION_ELEMENT_TYPE
 from nova_deploy.models.var import VAR
 from nova_deploy.models.var_blocks import SelfAttention
 
-TORCH_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class Fp32LayerNorm(nn.LayerNorm):
@@ -57,7 +57,7 @@ def to_precision(var: VAR, precision: str) -> VAR:
     """var itself for fp32; else a copy at that precision (the VQVAE is shared, not copied)."""
     if precision == "fp32":
         return var
-    dtype = TORCH_DTYPE[precision]
+    dtype = PRECISION_ELEMENT_TYPE[precision].torch
     lp = copy.deepcopy(var, memo={id(var.vae_proxy): var.vae_proxy, id(var.vae_quant_proxy): var.vae_quant_proxy})
     lp.to(dtype)
     lp.head.float()  # logits in fp32; VAR.logits casts the normalised tokens to fp32 before the head
@@ -76,7 +76,7 @@ def check_representable(var: VAR, precision: str) -> None:
     """InvalidArgument listing weights that the precision cannot hold (beyond its finite range)."""
     if precision == "fp32":
         return
-    dtype = TORCH_DTYPE[precision]
+    dtype = PRECISION_ELEMENT_TYPE[precision].torch
     limit = torch.finfo(dtype).max
     bad: List[str] = []
     for name, t in var.state_dict().items():

@@ -15,27 +15,29 @@ Graphs of a model with K scales (batch2 = 2 * batch: CFG rows, conditional then 
   decoder         f_hat -> image in [-1, 1]
 
 Dims whose range is a single value are static (written as ints): a scale that can never be
-pruned has a fixed token count, and with --max-batch 1 the batch is fixed too.
+pruned has a fixed token count, and with --max-batch 1 the batch is fixed too. A derived dim
+(batch2, the CFG rows) declares its base and factor, so that every reader derives it the same way.
+Tensor names and element types come from `vocabulary`.
 """
 import math
 import numbers
 from dataclasses import dataclass, field, replace
-from typing import Dict, Literal, Optional, Tuple, Union
+from typing import Dict, Literal, Mapping, Optional, Sequence, Tuple, Union
+
+import torch
 
 from nova_deploy.errors import InvalidArgument, require
+from nova_deploy.export import vocabulary as io
+from nova_deploy.export.vocabulary import ELEMENT_TYPES, PRECISION_ELEMENT_TYPE, PRECISIONS, ElementType
 from nova_deploy.models.presets import VARConfig, VQVAEConfig
 from nova_deploy.nova.config import NovaConfig
-
-Precision = Literal["fp32", "fp16", "bf16"]
-PRECISIONS: Tuple[str, ...] = ("fp32", "fp16", "bf16")
-# ONNX element type of the transformer's activations and weights at each precision; the VQVAE
-# graphs (f_hat update, decoder) and the logits stay float32 at every precision.
-ACTIVATION_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+from nova_deploy.resample import check_mode
 
 # LayerNormalization is opset 17 and the torch exporter's op library is written for opset 18;
 # the exporter translates at most to opset 23.
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 18, 23, 18
-UPSAMPLE_MODE = "bicubic"  # how pruning fills are resampled from the previous scale (the policies' default)
+BATCH, CFG_ROWS = "batch", "batch2"  # the dims of images per call and of their CFG rows
+DEFAULT_FILL_MODE = "bicubic"  # how pruning fills are resampled from the previous scale (the policies' default)
 
 # The role of a tensor selects its row in the tolerance table (validate.TOLERANCES).
 Role = Literal["labels", "cond", "tokens", "kv", "index", "cache", "logits", "branch", "fhat", "embed", "image"]
@@ -51,6 +53,8 @@ class Dim:
     opt: int
     max: int
     note: str = ""  # where the range comes from, for the manifest and for error messages
+    base: str = ""  # a derived dim equals factor x base (batch2 = 2 x batch), whether or not base is in the graph
+    factor: int = 1
 
     def check(self, graph: str) -> None:
         if not 1 <= self.min <= self.opt <= self.max:
@@ -60,7 +64,10 @@ class Dim:
                 + (f"; {self.note}" if self.note else ""))
 
     def to_json(self) -> dict:
-        return {"min": self.min, "opt": self.opt, "max": self.max, "note": self.note}
+        raw = {"min": self.min, "opt": self.opt, "max": self.max, "note": self.note}
+        if self.base:
+            raw["derived"] = {"base": self.base, "factor": self.factor}
+        return raw
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,14 @@ class TensorSpec:
     dtype: str  # ONNX element type name: float32, float16, bfloat16, int64
     shape: Shape  # ints are static; strings name a Dim of the graph
     role: Role
+
+    @property
+    def element(self) -> ElementType:
+        return ELEMENT_TYPES[self.dtype]
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return self.element.torch
 
     def to_json(self) -> dict:
         return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "role": self.role}
@@ -108,6 +123,48 @@ class GraphSpec:
         """Concrete shape of t for the given symbolic dim sizes."""
         return tuple(d if isinstance(d, int) else sizes[d] for d in t.shape)
 
+    def read_sizes(self, shapes: Mapping[str, Sequence[int]]) -> Dict[str, int]:
+        """The size of every symbolic dim, read from the inputs' shapes (all inputs present);
+        InvalidArgument naming the first input of the wrong rank or size, or outside a range."""
+        sizes: Dict[str, int] = {}
+        for t in self.inputs:
+            shape = tuple(shapes[t.name])
+            if len(shape) != len(t.shape):
+                raise InvalidArgument(f"graph {self.name}: input {t.name} has shape {shape}, "
+                                      f"the graph takes rank {len(t.shape)} {list(t.shape)}")
+            for axis, (got, dim) in enumerate(zip(shape, t.shape)):
+                if isinstance(dim, int):
+                    if got != dim:
+                        raise InvalidArgument(f"graph {self.name}: input {t.name} axis {axis} is {got}, "
+                                              f"the graph takes {dim}")
+                    continue
+                if dim in sizes and sizes[dim] != got:
+                    raise InvalidArgument(f"graph {self.name}: input {t.name} axis {axis} ({dim}) is {got}, "
+                                          f"but {dim} is {sizes[dim]} in another input")
+                d = self.dim(dim)
+                if not d.min <= got <= d.max:
+                    raise InvalidArgument(f"graph {self.name}: input {t.name} axis {axis} ({dim}) is {got}, "
+                                          f"outside the exported range {d.min}..{d.max}"
+                                          + (f" ({d.note})" if d.note else ""))
+                sizes[dim] = got
+        return self.complete_sizes(sizes)
+
+    def complete_sizes(self, sizes: Dict[str, int]) -> Dict[str, int]:
+        """sizes with every derived dim and its base filled in from whichever of the two is known;
+        InvalidArgument when both are known and disagree."""
+        out = dict(sizes)
+        for d in self.dims:
+            if not d.base:
+                continue
+            if d.name not in out and d.base in out:
+                out[d.name] = d.factor * out[d.base]
+            elif d.name in out and d.base not in out:
+                out[d.base] = out[d.name] // d.factor
+            if d.name in out and (out[d.name] != d.factor * out[d.base]):
+                raise InvalidArgument(f"graph {self.name}: {d.name} ({out[d.name]}) must be {d.factor} x "
+                                      f"{d.base} ({out[d.base]})" + (f" ({d.note})" if d.note else ""))
+        return out
+
     def sizes(self, which: Literal["min", "opt", "max"]) -> Dict[str, int]:
         return {d.name: getattr(d, which) for d in self.dims}
 
@@ -138,6 +195,7 @@ class PruneRange:
     """
     first_scale: int = NovaConfig().min_activation_scale
     min_keep_fraction: float = 0.0
+    fill_mode: str = DEFAULT_FILL_MODE  # the resampling of the previous scale's branches into pruned tokens
 
     def __post_init__(self):
         ok = isinstance(self.first_scale, numbers.Integral) and not isinstance(self.first_scale, bool)
@@ -147,6 +205,7 @@ class PruneRange:
         f = self.min_keep_fraction
         ok = isinstance(f, numbers.Real) and not isinstance(f, bool) and math.isfinite(f)
         require(ok and f >= 0, f"prune min_keep_fraction must be a number >= 0, got {f!r}")
+        check_mode(self.fill_mode, "prune fill_mode")
 
     def prunable(self, si: int) -> bool:
         return si >= self.first_scale
@@ -157,7 +216,7 @@ class PruneRange:
 
     def to_json(self) -> dict:
         return {"first_scale": self.first_scale, "min_keep_fraction": self.min_keep_fraction,
-                "upsample_mode": UPSAMPLE_MODE}
+                "upsample_mode": self.fill_mode}
 
 
 @dataclass(frozen=True)
@@ -184,7 +243,11 @@ class ExportSpec:
 
     @property
     def activation_dtype(self) -> str:
-        return ACTIVATION_DTYPE[self.precision]
+        return self.activation_element.name
+
+    @property
+    def activation_element(self) -> ElementType:
+        return PRECISION_ELEMENT_TYPE[self.precision]
 
     def graph(self, name: str) -> GraphSpec:
         for g in self.graphs:
@@ -218,10 +281,11 @@ class _Dims:
     def __init__(self):
         self.used: Dict[str, Dim] = {}
 
-    def __call__(self, name: str, lo: int, opt: int, hi: int, note: str = "") -> Union[int, str]:
+    def __call__(self, name: str, lo: int, opt: int, hi: int, note: str = "", base: str = "",
+                 factor: int = 1) -> Union[int, str]:
         if lo == hi:
             return lo
-        self.used[name] = Dim(name, lo, opt, hi, note)
+        self.used[name] = Dim(name, lo, opt, hi, note, base, factor)
         return name
 
     def all(self) -> Tuple[Dim, ...]:
@@ -261,8 +325,8 @@ def build_spec(var: VARConfig, vae: VQVAEConfig, precision: str = "fp32", max_ba
 
 def _batch_dims(spec: ExportSpec, dims: _Dims) -> Tuple[Union[int, str], Union[int, str]]:
     n = spec.max_batch
-    b = dims("batch", 1, n, n, "images per call: 1..--max-batch")
-    b2 = dims("batch2", 2, 2 * n, 2 * n, "CFG rows = 2 * batch (conditional, then null class)")
+    b = dims(BATCH, 1, n, n, "images per call: 1..--max-batch")
+    b2 = dims(CFG_ROWS, 2, 2 * n, 2 * n, "CFG rows = 2 * batch (conditional, then null class)", base=BATCH, factor=2)
     return b, b2
 
 
@@ -288,11 +352,11 @@ def _cond_graph(spec: ExportSpec) -> GraphSpec:
     first_l = spec.patch_nums[0] ** 2
     return GraphSpec(
         name="cond", kind="cond",
-        inputs=(TensorSpec("label_B", "int64", (b,), "labels"),),
-        outputs=(TensorSpec("ada_NB6C", a, (v.depth, b2, 6, v.embed_dim), "cond"),
-                 TensorSpec("head_ada_B2C", a, (b2, 2, v.embed_dim), "cond"),
-                 TensorSpec("x_first_BlC", a, (b2, first_l, v.embed_dim), "tokens")),
-        dims=_only(dims, "batch", "batch2"))
+        inputs=(TensorSpec(io.LABELS, "int64", (b,), "labels"),),
+        outputs=(TensorSpec(io.ADA, a, (v.depth, b2, 6, v.embed_dim), "cond"),
+                 TensorSpec(io.HEAD_ADA, a, (b2, 2, v.embed_dim), "cond"),
+                 TensorSpec(io.X_FIRST, a, (b2, first_l, v.embed_dim), "tokens")),
+        dims=_only(dims, BATCH, CFG_ROWS))
 
 
 def _only(dims: _Dims, *names: str) -> Tuple[Dim, ...]:
@@ -311,9 +375,9 @@ def _scale_graph(spec: ExportSpec, si: int) -> GraphSpec:
     dims = _Dims()
     _, b2 = _batch_dims(spec, dims)
     l = spec.patch_nums[si] ** 2
-    inputs = [TensorSpec("x_BlC", a, (b2, l, C), "tokens"), TensorSpec("ada_NB6C", a, (N, b2, 6, C), "cond"),
-              TensorSpec("head_ada_B2C", a, (b2, 2, C), "cond")]
-    outputs = [TensorSpec("logits_BlV", "float32", (b2, l, spec.vae.vocab_size), "logits")]
+    inputs = [TensorSpec(io.X, a, (b2, l, C), "tokens"), TensorSpec(io.ADA, a, (N, b2, 6, C), "cond"),
+              TensorSpec(io.HEAD_ADA, a, (b2, 2, C), "cond")]
+    outputs = [TensorSpec(io.LOGITS, "float32", (b2, l, spec.vae.vocab_size), "logits")]
     p_lo, p_opt, p_hi = prefix_range(spec, si)
     k_lo, k_opt, k_hi = kept_range(spec, si)
     prefix_note = "K/V tokens of earlier scales (fewer once an earlier scale was pruned)"
@@ -322,22 +386,22 @@ def _scale_graph(spec: ExportSpec, si: int) -> GraphSpec:
     for i in range(N):
         if si > 0:
             p = dims(f"prefix_{i}", p_lo, p_opt, p_hi, prefix_note)
-            inputs += [TensorSpec(f"k_prefix_{i}", a, (b2, H, p, c), "kv"),
-                       TensorSpec(f"v_prefix_{i}", a, (b2, H, p, c), "kv")]
+            inputs += [TensorSpec(io.k_prefix(i), a, (b2, H, p, c), "kv"),
+                       TensorSpec(io.v_prefix(i), a, (b2, H, p, c), "kv")]
     kept = [dims(f"kept_{i}", k_lo, k_opt, k_hi, kept_note) for i in range(N)]
     if spec.prune.prunable(si):
         l_prev = spec.patch_nums[si - 1] ** 2
         for i in range(N):
-            inputs += [TensorSpec(f"keep_idx_{i}", "int64", (b2, kept[i]), "index"),
-                       TensorSpec(f"attn_cache_{i}", a, (b2, l_prev, C), "cache"),
-                       TensorSpec(f"ffn_cache_{i}", a, (b2, l_prev, C), "cache")]
+            inputs += [TensorSpec(io.keep_idx(i), "int64", (b2, kept[i]), "index"),
+                       TensorSpec(io.attn_cache(i), a, (b2, l_prev, C), "cache"),
+                       TensorSpec(io.ffn_cache(i), a, (b2, l_prev, C), "cache")]
     for i in range(N):
-        outputs += [TensorSpec(f"k_new_{i}", a, (b2, H, kept[i], c), "kv"),
-                    TensorSpec(f"v_new_{i}", a, (b2, H, kept[i], c), "kv")]
+        outputs += [TensorSpec(io.k_new(i), a, (b2, H, kept[i], c), "kv"),
+                    TensorSpec(io.v_new(i), a, (b2, H, kept[i], c), "kv")]
     if si + 1 < K and spec.prune.prunable(si + 1):
         for i in range(N):
-            outputs += [TensorSpec(f"attn_branch_{i}", a, (b2, l, C), "branch"),
-                        TensorSpec(f"ffn_branch_{i}", a, (b2, l, C), "branch")]
+            outputs += [TensorSpec(io.attn_branch(i), a, (b2, l, C), "branch"),
+                        TensorSpec(io.ffn_branch(i), a, (b2, l, C), "branch")]
     used = {d for t in inputs + outputs for d in t.shape if isinstance(d, str)}
     return GraphSpec(name=scale_name(si), kind="scale", si=si, inputs=tuple(inputs), outputs=tuple(outputs),
                      dims=tuple(d for d in dims.all() if d.name in used))
@@ -350,11 +414,11 @@ def _next_input_graph(spec: ExportSpec, si: int) -> GraphSpec:
     l_next = spec.patch_nums[si + 1] ** 2
     return GraphSpec(
         name=next_input_name(si), kind="next_input", si=si,
-        inputs=(TensorSpec("f_hat_BChw", "float32", (b, Cv, P, P), "fhat"),
-                TensorSpec("h_BChw", "float32", (b, Cv, pn, pn), "embed")),
-        outputs=(TensorSpec("f_hat_next_BChw", "float32", (b, Cv, P, P), "fhat"),
-                 TensorSpec("x_next_BlC", spec.activation_dtype, (b2, l_next, spec.var.embed_dim), "tokens")),
-        dims=_only(dims, "batch", "batch2"))
+        inputs=(TensorSpec(io.F_HAT, "float32", (b, Cv, P, P), "fhat"),
+                TensorSpec(io.H, "float32", (b, Cv, pn, pn), "embed")),
+        outputs=(TensorSpec(io.F_HAT_NEXT, "float32", (b, Cv, P, P), "fhat"),
+                 TensorSpec(io.X_NEXT, spec.activation_dtype, (b2, l_next, spec.var.embed_dim), "tokens")),
+        dims=_only(dims, BATCH, CFG_ROWS))
 
 
 def _final_fhat_graph(spec: ExportSpec) -> GraphSpec:
@@ -363,10 +427,10 @@ def _final_fhat_graph(spec: ExportSpec) -> GraphSpec:
     Cv, P = spec.vae.z_channels, spec.patch_nums[-1]
     return GraphSpec(
         name="final_fhat", kind="final_fhat", si=spec.num_scales - 1,
-        inputs=(TensorSpec("f_hat_BChw", "float32", (b, Cv, P, P), "fhat"),
-                TensorSpec("h_BChw", "float32", (b, Cv, P, P), "embed")),
-        outputs=(TensorSpec("f_hat_next_BChw", "float32", (b, Cv, P, P), "fhat"),),
-        dims=_only(dims, "batch"))
+        inputs=(TensorSpec(io.F_HAT, "float32", (b, Cv, P, P), "fhat"),
+                TensorSpec(io.H, "float32", (b, Cv, P, P), "embed")),
+        outputs=(TensorSpec(io.F_HAT_NEXT, "float32", (b, Cv, P, P), "fhat"),),
+        dims=_only(dims, BATCH))
 
 
 def _decoder_graph(spec: ExportSpec) -> GraphSpec:
@@ -375,6 +439,6 @@ def _decoder_graph(spec: ExportSpec) -> GraphSpec:
     Cv, P, size = spec.vae.z_channels, spec.patch_nums[-1], spec.vae.image_size
     return GraphSpec(
         name="decoder", kind="decoder",
-        inputs=(TensorSpec("f_hat_BChw", "float32", (b, Cv, P, P), "fhat"),),
-        outputs=(TensorSpec("img_B3HW", "float32", (b, 3, size, size), "image"),),
-        dims=_only(dims, "batch"))
+        inputs=(TensorSpec(io.F_HAT, "float32", (b, Cv, P, P), "fhat"),),
+        outputs=(TensorSpec(io.IMAGE, "float32", (b, 3, size, size), "image"),),
+        dims=_only(dims, BATCH))

@@ -9,15 +9,15 @@ Checks, all collected before one ExportError lists every failure:
   (batch 1 and max x all / about half / one kept token, which differ from the traced shapes),
   with per-output tolerances from TOLERANCES and polygraphy's comparator.
 
-Inputs come from one reference pass of the model per case: real conditioning, K/V prefixes of
-earlier scales as the pruned run produced them, the previous scale's branch outputs as caches, and
-f_hat built from random token ids, so every graph sees the values it will see at run time.
+Inputs and expected outputs come from the model running the generation loop once per case
+(export.reference): real conditioning, K/V prefixes of earlier scales as the pruned run produced
+them, the previous scale's branch outputs as caches, and f_hat built from random token ids, so
+every graph sees the values it will see at run time.
 """
-import itertools
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Literal, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
@@ -26,12 +26,11 @@ import torch
 from nova_deploy.errors import ExportError
 from nova_deploy.export.bf16_emulation import Fp32Weights, emulate_bf16, round_to_bf16
 from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.reference import Case, GraphRun, reference_runs, validation_cases
 from nova_deploy.export.shared_weights import SharedWeights
-from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_range, next_input_name
+from nova_deploy.export.spec import ExportSpec, GraphSpec
 from nova_deploy.models.var import VAR
-from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.models.vqvae import VQVAE
-from nova_deploy.resample import resample_tokens
 
 # (atol, rtol) per precision and tensor role. Every element must satisfy
 #     |onnxruntime - pytorch| <= atol + rtol * max|pytorch output|
@@ -50,33 +49,6 @@ TOLERANCES: Dict[str, Dict[str, Tuple[float, float]]] = {
              "branch": (1e-3, 5e-2)},
 }
 ORT_PROVIDERS = ["CPUExecutionProvider"]  # validation runs where no GPU is; never the CUDA EP here
-
-Level = Literal["all", "half", "one"]
-
-
-@dataclass(frozen=True)
-class Case:
-    """One validation shape: batch size and how many tokens every prunable layer keeps."""
-    batch: int
-    level: Level
-
-    def kept(self, spec: ExportSpec, si: int, layer: int) -> int:
-        lo, opt, hi = kept_range(spec, si)
-        if self.level == "all" or lo == hi:
-            return hi
-        if self.level == "one":
-            return lo
-        return min(max(opt + layer % 3 - 1, lo), hi)  # about half, different per layer
-
-    def __str__(self) -> str:
-        return f"batch {self.batch}, {self.level} kept"
-
-
-def validation_cases(spec: ExportSpec) -> List[Case]:
-    batches = sorted({1, spec.max_batch})
-    levels: Sequence[Level] = ("all", "half", "one") if any(spec.prunable) else ("all",)
-    return [Case(b, lv) for lv, b in itertools.product(levels, batches)]
-
 
 @dataclass(frozen=True)
 class Failure:
@@ -140,112 +112,7 @@ class ValidationReport:
                               f"\n  {shown}{more}")
 
 
-# ---------------------------------------------------------------------------------- reference
-@dataclass
-class GraphRun:
-    feeds: Dict[str, torch.Tensor]
-    expected: Dict[str, torch.Tensor]
-    sizes: Dict[str, int]
-
-
-def reference_runs(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Iterator[Tuple[str, GraphRun]]:
-    """(graph name, inputs and fp32 PyTorch outputs) of every graph for one case, in the order the
-    runtime calls them, from the model's own API.
-
-    A generator on purpose: each run is compared and dropped before the next is made, so what
-    stays alive is the model's state between scales (K/V prefixes, the last scale's branches),
-    not every graph's tensors. Holding a whole d16 batch-8 case took 5.7 GB and peaked at 12.5 GB
-    during the reference pass (docs/EXPORT.md, memory)."""
-    with torch.no_grad():
-        yield from _reference_runs(spec, var, vae, case, seed)
-
-
-def _reference_runs(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Iterator[Tuple[str, GraphRun]]:
-    gen = torch.Generator().manual_seed(seed)
-    quant = vae.quantize
-    K, N, B = spec.num_scales, var.depth, case.batch
-    Cv, P = spec.vae.z_channels, spec.patch_nums[-1]
-    batch_sizes = {"batch": B, "batch2": 2 * B}
-
-    labels = torch.randint(0, var.num_classes, (B,), generator=gen)
-    cond = var.condition(labels)
-    x = var.first_token_map(cond)
-    yield "cond", GraphRun({"label_B": labels},
-                           {"ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C, "x_first_BlC": x},
-                           dict(batch_sizes))
-    k_all: List[Optional[torch.Tensor]] = [None] * N
-    v_all: List[Optional[torch.Tensor]] = [None] * N
-    prev_attn = prev_ffn = None  # the previous scale's branch outputs, when this scale is prunable
-    f_hat = torch.zeros(B, Cv, P, P)
-    for si, pn in enumerate(spec.patch_nums):
-        g = spec.scale_graph(si)
-        l = pn * pn
-        sizes = dict(batch_sizes)
-        feeds = {"x_BlC": x, "ada_NB6C": cond.ada_NB6C, "head_ada_B2C": cond.head_ada_B2C}
-        for i in range(N):
-            if si > 0:
-                feeds[f"k_prefix_{i}"], feeds[f"v_prefix_{i}"] = k_all[i], v_all[i]
-                sizes[f"prefix_{i}"] = k_all[i].shape[2]
-        keeps = None
-        if spec.prune.prunable(si):
-            keeps = []
-            pn_prev = spec.patch_nums[si - 1]
-            for i in range(N):
-                k = case.kept(spec, si, i)
-                sizes[f"kept_{i}"] = k
-                idx = torch.stack([torch.randperm(l, generator=gen)[:k].sort().values for _ in range(B)]).repeat(2, 1)
-                feeds[f"keep_idx_{i}"] = idx
-                feeds[f"attn_cache_{i}"], feeds[f"ffn_cache_{i}"] = prev_attn[i], prev_ffn[i]
-                keeps.append(LayerKeep(idx, resample_tokens(prev_attn[i], pn_prev, pn, UPSAMPLE_MODE),
-                                       resample_tokens(prev_ffn[i], pn_prev, pn, UPSAMPLE_MODE)))
-        else:
-            for i in range(N):
-                sizes[f"kept_{i}"] = l
-        prev_attn = prev_ffn = None  # they live on in feeds only as long as this scale's run
-        out = var.scale_step(x, cond, k_all, v_all, keeps)
-        del keeps
-        expected = {"logits_BlV": out.logits_BlV}
-        for i in range(N):
-            expected[f"k_new_{i}"], expected[f"v_new_{i}"] = out.k_new[i], out.v_new[i]
-        if g.emits_branches:  # the next scale is prunable: this scale's caches
-            for i in range(N):
-                expected[f"attn_branch_{i}"], expected[f"ffn_branch_{i}"] = out.attn_branch[i], out.ffn_branch[i]
-        yield g.name, GraphRun(feeds, expected, sizes)
-        del feeds, expected  # the old prefixes go before the longer ones are made
-        for i in range(N):
-            k_all[i] = out.k_new[i] if k_all[i] is None else torch.cat((k_all[i], out.k_new[i]), dim=2)
-            v_all[i] = out.v_new[i] if v_all[i] is None else torch.cat((v_all[i], out.v_new[i]), dim=2)
-        if si + 1 < K and spec.prune.prunable(si + 1):
-            prev_attn, prev_ffn = out.attn_branch, out.ffn_branch
-        del out
-
-        idx_Bl = torch.randint(0, spec.vae.vocab_size, (B, l), generator=gen)
-        h = quant.embedding(idx_Bl).transpose(1, 2).reshape(B, Cv, pn, pn)
-        f_in = f_hat.clone()
-        f_hat, next_map = quant.get_next_autoregressive_input(si, K, f_hat, h)
-        if si < K - 1:
-            x = var.next_token_map(si + 1, next_map)
-            yield next_input_name(si), GraphRun({"f_hat_BChw": f_in, "h_BChw": h},
-                                                {"f_hat_next_BChw": f_hat.clone(), "x_next_BlC": x},
-                                                dict(batch_sizes))
-        else:
-            yield "final_fhat", GraphRun({"f_hat_BChw": f_in, "h_BChw": h}, {"f_hat_next_BChw": f_hat.clone()},
-                                         dict(batch_sizes))
-    del k_all, v_all
-    yield "decoder", GraphRun({"f_hat_BChw": f_hat}, {"img_B3HW": vae.fhat_to_img(f_hat.clone())},
-                              dict(batch_sizes))
-
-
-def reference_pass(spec: ExportSpec, var: VAR, vae: VQVAE, case: Case, seed: int) -> Dict[str, GraphRun]:
-    """Every run of one case at once (tests and small models; validation streams reference_runs)."""
-    return dict(reference_runs(spec, var, vae, case, seed))
-
-
 # ---------------------------------------------------------------------------------- structure
-ONNX_DTYPE = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16,
-              "bfloat16": onnx.TensorProto.BFLOAT16, "int64": onnx.TensorProto.INT64}
-
-
 def check_structure(path: Path, g: GraphSpec, opset: int) -> List[Failure]:
     fails: List[Failure] = []
     try:
@@ -272,7 +139,7 @@ def check_structure(path: Path, g: GraphSpec, opset: int) -> List[Failure]:
 def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Failure]:
     tt = v.type.tensor_type
     fails = []
-    if tt.elem_type != ONNX_DTYPE[t.dtype]:
+    if tt.elem_type != t.element.onnx:
         fails.append(Failure(g.name, f"{kind} {t.name}: dtype {onnx.TensorProto.DataType.Name(tt.elem_type)} "
                                      f"!= {t.dtype}"))
     dims = list(tt.shape.dim)
@@ -403,7 +270,7 @@ def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files
 
     with tempfile.TemporaryDirectory(prefix="nova-validate-") as work:
         sessions = _load_sessions(out_dir, spec, report, threads, Path(work) if emulate else None, progress)
-        _run_cases(spec, var, vae, sessions, report, progress)
+        _run_cases(spec, var, sessions, report, progress)
     return report
 
 
@@ -483,24 +350,23 @@ def _load_sessions(out_dir: Path, spec: ExportSpec, report: ValidationReport, th
     return sessions
 
 
-def _run_cases(spec: ExportSpec, var: VAR, vae: VQVAE, sessions: Sessions, report: ValidationReport,
-               progress: bool) -> None:
-    """Every case through every loaded graph, compared with the reference as it is made."""
+def _run_cases(spec: ExportSpec, var: VAR, sessions: Sessions, report: ValidationReport, progress: bool) -> None:
+    """Every case through every loaded graph, each run compared as soon as the reference made it."""
     from tqdm import tqdm
 
     total = len(report.cases) * len(sessions)
     with tqdm(total=total, desc="validate: run", unit="graph", leave=False, disable=not progress) as bar:
         for n, case in enumerate(report.cases):
-            for name, run in reference_runs(spec, var, vae, case, seed=n):
-                if name in sessions:
-                    g = sessions.spec(name)
-                    try:
-                        got = sessions.run(name, run.feeds)
-                    except Exception as e:
-                        report.failures.append(Failure(name, f"ONNX Runtime failed: {str(e).strip()[:300]}", str(case)))
-                    else:
-                        errs = report.errors.setdefault(name, {})
-                        report.failures += compare_outputs(g, case, got, run, spec.precision, errs)
-                        del got
-                    bar.update(1)
-                del run  # before the generator makes the next one
+            def compare(name: str, run: GraphRun, case=case) -> None:
+                if name not in sessions:
+                    return
+                try:
+                    got = sessions.run(name, run.feeds)
+                except Exception as e:
+                    report.failures.append(Failure(name, f"ONNX Runtime failed: {str(e).strip()[:300]}", str(case)))
+                else:
+                    errs = report.errors.setdefault(name, {})
+                    report.failures += compare_outputs(sessions.spec(name), case, got, run, spec.precision, errs)
+                bar.update(1)
+
+            reference_runs(spec, var, case, seed=n, on_run=compare)

@@ -1,7 +1,8 @@
 """VAR: class-conditional next-scale prediction (FoundationVision/VAR), official key layout.
 
-Besides the official entry points (`forward` for teacher forcing, `autoregressive_infer_cfg`),
-the model exposes its inference as explicit steps with explicit state:
+Besides the official teacher-forcing `forward`, the model exposes its inference as explicit steps
+with explicit state (the official `autoregressive_infer_cfg` is `nova_deploy.sampler.autoregressive_infer_cfg`,
+a function over these steps, so that the model does not import the loop that samples from it):
 `condition` -> `first_token_map` -> `scale_step` (per scale, K/V prefix in, new K/V out)
 -> `next_token_map`. The sampler, the exporter and NOVA are written against those steps.
 """
@@ -169,15 +170,6 @@ class VAR(nn.Module):
         for blk in self.blocks:
             x_BLC = blk(x_BLC, gss, self.attn_bias_for_masking)
         return self.get_logits(x_BLC, cond_BD)
-
-    @torch.no_grad()
-    def autoregressive_infer_cfg(self, B: int, label_B, g_seed: Optional[int] = None, cfg: float = 1.5,
-                                 top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False) -> torch.Tensor:
-        """Images (B, 3, H, W) in [0, 1]; same seed, same images as the official sampler."""
-        from nova_deploy.sampler import SamplingParams, generate
-
-        params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
-        return generate(self, B=B, label_B=label_B, g_seed=g_seed, params=params).images
 
     def init_weights(self, init_adaln: float = 0.5, init_adaln_gamma: float = 1e-5, init_head: float = 0.02,
                      init_std: float = 0.02) -> None:

@@ -24,9 +24,6 @@ import torch
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.spec import GraphSpec
 
-TORCH_DTYPE = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "int64": torch.int64}
-
-
 class Backend(ABC):
     """Runs the graphs of one export directory on one device."""
 
@@ -82,40 +79,18 @@ def check_feeds(g: GraphSpec, feeds: Mapping[str, torch.Tensor], device: torch.d
         raise InvalidArgument(f"graph {g.name}: " + "; ".join(
             ([f"missing inputs {missing}"] if missing else []) + ([f"unexpected inputs {extra}"] if extra else []))
             + f" (inputs: {', '.join(want)})")
-    sizes: Dict[str, int] = {}
     for t in g.inputs:
         x = feeds[t.name]
         if not isinstance(x, torch.Tensor):
             raise InvalidArgument(f"graph {g.name}: input {t.name} must be a torch.Tensor, got {type(x).__name__}")
-        if x.dtype != TORCH_DTYPE[t.dtype]:
+        if x.dtype != t.torch_dtype:
             raise InvalidArgument(f"graph {g.name}: input {t.name} has dtype {x.dtype}, the graph takes {t.dtype}")
         if x.device != device and not (device.type == x.device.type == "cuda" and device.index is None):
             raise InvalidArgument(f"graph {g.name}: input {t.name} is on {x.device}, the backend runs on {device}")
-        if x.dim() != len(t.shape):
-            raise InvalidArgument(f"graph {g.name}: input {t.name} has shape {tuple(x.shape)}, "
-                                  f"the graph takes rank {len(t.shape)} {list(t.shape)}")
-        for axis, (got, dim) in enumerate(zip(x.shape, t.shape)):
-            if isinstance(dim, int):
-                if got != dim:
-                    raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} is {got}, the graph takes {dim}")
-                continue
-            if dim in sizes and sizes[dim] != got:
-                raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} ({dim}) is {got}, "
-                                      f"but {dim} is {sizes[dim]} in another input")
-            d = g.dim(dim)
-            if not d.min <= got <= d.max:
-                raise InvalidArgument(f"graph {g.name}: input {t.name} axis {axis} ({dim}) is {got}, "
-                                      f"outside the exported range {d.min}..{d.max}" + (f" ({d.note})" if d.note else ""))
-            sizes[dim] = got
-        if not x.is_contiguous():  # backends bind inputs by address
+    sizes = g.read_sizes({name: x.shape for name, x in feeds.items()})
+    for t in g.inputs:
+        if not feeds[t.name].is_contiguous():  # backends bind inputs by address
             raise InvalidArgument(f"graph {g.name}: input {t.name} is not contiguous")
-    # CFG rows: the cond graph takes batch and returns batch2; next_input takes both
-    if "batch" in sizes and "batch2" not in sizes:
-        sizes["batch2"] = 2 * sizes["batch"]
-    if "batch2" in sizes and "batch" not in sizes:
-        sizes["batch"] = sizes["batch2"] // 2
-    if "batch" in sizes and sizes["batch2"] != 2 * sizes["batch"]:
-        raise InvalidArgument(f"graph {g.name}: batch2 ({sizes['batch2']}) must be 2 x batch ({sizes['batch']})")
     return sizes
 
 
@@ -127,7 +102,7 @@ def output_buffers(g: GraphSpec, sizes: Mapping[str, int], device: torch.device,
         raise InvalidArgument(f"graph {g.name}: no outputs named {unknown}")
     result = {}
     for t in g.outputs:
-        shape, dtype = g.shape_at(t, sizes), TORCH_DTYPE[t.dtype]
+        shape, dtype = g.shape_at(t, sizes), t.torch_dtype
         buf = out.get(t.name)
         if buf is None:
             buf = torch.empty(shape, dtype=dtype, device=device)

@@ -15,7 +15,6 @@ from typing import Tuple
 import torch
 
 from nova_deploy.export.spec import ExportSpec
-from nova_deploy.runtime.backend import TORCH_DTYPE
 
 
 def _view(flat: torch.Tensor, shape: Tuple[int, ...]) -> torch.Tensor:
@@ -72,7 +71,7 @@ class GenerationBuffers:
     def __init__(self, spec: ExportSpec, batch: int, device: torch.device):
         v = spec.var
         self.batch, self.rows = batch, 2 * batch
-        act = TORCH_DTYPE[spec.activation_dtype]
+        act = spec.activation_element.torch
         N, C, H = v.depth, v.embed_dim, v.num_heads
         l_max = max(pn * pn for pn in spec.patch_nums)
         L = sum(pn * pn for pn in spec.patch_nums)

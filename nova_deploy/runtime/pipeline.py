@@ -4,11 +4,12 @@
     result = pipe.generate([3, 7], seed=0, cfg=1.5, policy="nova", want_trace=True)
     result.images  # B 3 H W in [0, 1]
 
-Per scale: feeds from preallocated buffers -> scale graph (outputs bound into the buffers) ->
-K/V appended -> CFG -> policy observes entropy and branch statistics -> sampling -> token
-embedding -> next_input graph (f_hat update, next scale's tokens); then the decoder. Sampling
-draws from a torch generator in the reference sampler's order, so with fp32 graphs the runtime
-produces the tokens of `nova_deploy.sampler.generate` for the same seed, labels and policy.
+The scale loop is nova_deploy.generation's, the one the PyTorch sampler runs; here it runs on
+a GraphExecutor: feeds from preallocated buffers -> scale graph (outputs bound into the buffers)
+-> K/V appended -> CFG -> policy observes -> sampling -> token embedding -> next_input graph
+(f_hat update, next scale's tokens); then the decoder. Sampling draws from a torch generator in
+the reference sampler's order, so with fp32 graphs the runtime produces the tokens of
+`nova_deploy.sampler.generate` for the same seed, labels and policy.
 
 Threads: one Pipeline may be called from several threads at once. Backends are shared (ONNX
 Runtime sessions and torch modules run concurrently; TensorRT contexts are locked per backend);
@@ -22,31 +23,18 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
-from nova_deploy.errors import InvalidArgument, require
+from nova_deploy.errors import require
+from nova_deploy.generation.inputs import make_generator, resolve_labels
+from nova_deploy.generation.loop import generate as run_generation
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.backends import open_backend
-from nova_deploy.runtime.buffers import GenerationBuffers, view
+from nova_deploy.runtime.buffers import GenerationBuffers
 from nova_deploy.runtime.export_dir import ExportDir
+from nova_deploy.runtime.graph_executor import GraphExecutor
 from nova_deploy.runtime.policy_fit import check_policy_fits
-from nova_deploy.sampler import build_trace, make_generator, resolve_labels
-from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
-                                  sample_with_top_k_top_p_, smooth_temperature)
-
-
-@dataclass
-class Timing:
-    total_s: float = 0.0
-    backend_s: float = 0.0  # inside backend.infer (graph execution and binding)
-    per_graph_s: Dict[str, float] = field(default_factory=dict)
-
-    @property
-    def outside_backend_s(self) -> float:
-        return self.total_s - self.backend_s
-
-    def to_json(self) -> dict:
-        return {"total_s": self.total_s, "backend_s": self.backend_s, "outside_backend_s": self.outside_backend_s,
-                "per_graph_s": dict(self.per_graph_s)}
+from nova_deploy.runtime.timing import Timing
+from nova_deploy.sampling import SamplingParams
 
 
 @dataclass
@@ -122,113 +110,11 @@ class Pipeline:
         finally:
             self.buffers.give(bufs)
 
-    def _infer(self, timing: Timing, graph: str, feeds, out):
-        t0 = time.perf_counter()
-        result = self.backend.infer(graph, feeds, out)
-        dt = time.perf_counter() - t0
-        timing.backend_s += dt
-        timing.per_graph_s[graph] = timing.per_graph_s.get(graph, 0.0) + dt
-        return result
-
     def _generate(self, bufs: GenerationBuffers, label_B, rng, params: SamplingParams, policy: Policy,
                   want_trace: bool) -> RuntimeResult:
         t_start = time.perf_counter()
         timing = Timing()
-        spec = self.spec
-        v = spec.var
-        N, C, K, Cv = v.depth, v.embed_dim, spec.num_scales, spec.vae.z_channels
-        patch_nums, B, R = spec.patch_nums, bufs.batch, bufs.rows
-        P = patch_nums[-1]
-        bufs.kv.reset()
-        decider = policy.begin(B, patch_nums, N, self.device)
-        observe = policy.name != "none" or want_trace
-
-        first_l = patch_nums[0] ** 2
-        self._infer(timing, "cond", {"label_B": label_B},
-                    {"ada_NB6C": bufs.ada, "head_ada_B2C": bufs.head_ada,
-                     "x_first_BlC": bufs.tokens.at(0, (R, first_l, C))})
-        bufs.f_hat.at(0, (B, Cv, P, P)).zero_()
-        tokens: List[torch.Tensor] = []
-        for si, pn in enumerate(patch_nums):
-            g = spec.scale_graph(si)
-            x_BlC = bufs.tokens.at(si, (R, pn * pn, C))
-            feeds, kept = self._scale_feeds(bufs, si, x_BlC, decider.plan(si, x_BlC), policy)
-            out = self._scale_outputs(bufs, g, kept)
-            self._infer(timing, g.name, feeds, out)
-            for i in range(N):
-                bufs.kv.append(i, out[f"k_new_{i}"], out[f"v_new_{i}"])
-
-            logits_BlV = combine_cfg(out["logits_BlV"], guidance_at(si, K, params.cfg))
-            if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
-                attn = [out[f"attn_branch_{i}"] for i in range(N)] if g.emits_branches else None
-                ffn = [out[f"ffn_branch_{i}"] for i in range(N)] if g.emits_branches else None
-                decider.observe(si, logits_BlV, attn, ffn)
-            idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
-            tokens.append(idx_Bl)
-            h_BChw = self._embed(si, idx_Bl, logits_BlV, params, rng).transpose(1, 2).reshape(B, Cv, pn, pn).contiguous()
-            f_hat = bufs.f_hat.at(si, (B, Cv, P, P))
-            f_next = bufs.f_hat.at(si + 1, (B, Cv, P, P))
-            if si < K - 1:
-                l_next = patch_nums[si + 1] ** 2
-                self._infer(timing, f"next_input_{si:02d}", {"f_hat_BChw": f_hat, "h_BChw": h_BChw},
-                            {"f_hat_next_BChw": f_next, "x_next_BlC": bufs.tokens.at(si + 1, (R, l_next, C))})
-            else:
-                self._infer(timing, "final_fhat", {"f_hat_BChw": f_hat, "h_BChw": h_BChw},
-                            {"f_hat_next_BChw": f_next})
-        self._infer(timing, "decoder", {"f_hat_BChw": bufs.f_hat.at(K, (B, Cv, P, P))}, {"img_B3HW": bufs.image})
-        images = bufs.image.add(1).mul_(0.5)  # a new tensor: the buffer goes back to the pool
-        trace = build_trace(decider.trace(), policy, patch_nums, N, C) if want_trace else None
+        executor = GraphExecutor(self.spec, self.backend, bufs, self.codebook_VC, timing)
+        result = run_generation(executor, label_B, rng, params, policy, want_trace)
         timing.total_s = time.perf_counter() - t_start
-        return RuntimeResult(images=images, tokens=tokens, trace=trace, timing=timing)
-
-    def _scale_feeds(self, bufs: GenerationBuffers, si: int, x_BlC: torch.Tensor, plan, policy: Policy):
-        """Inputs of scale si's graph in the call's buffers, and the tokens each layer keeps."""
-        spec, N = self.spec, self.spec.var.depth
-        R, l, C = x_BlC.shape
-        feeds = {"x_BlC": x_BlC, "ada_NB6C": bufs.ada, "head_ada_B2C": bufs.head_ada}
-        if si > 0:
-            for i in range(N):
-                feeds[f"k_prefix_{i}"], feeds[f"v_prefix_{i}"] = bufs.kv.prefix(i)
-        kept = [l] * N
-        if not spec.prune.prunable(si):
-            if plan is not None:
-                raise InvalidArgument(f"policy {policy.name} pruned scale {si}, which this export cannot prune "
-                                      f"(prunable from scale {spec.prune.first_scale})")
-            return feeds, kept
-        B, l_prev = bufs.batch, spec.patch_nums[si - 1] ** 2
-        for i in range(N):
-            idx = None if plan is None else plan.idx_N[i]
-            kept[i] = l if idx is None else idx.shape[1]
-            keep = view(bufs.keep_idx[i], (R, kept[i]))
-            if idx is None:
-                keep.copy_(bufs.positions[:l].expand(R, l))
-            else:  # CFG rows reuse their sample's kept positions
-                keep[:B].copy_(idx)
-                keep[B:].copy_(idx)
-            feeds[f"keep_idx_{i}"] = keep
-            feeds[f"attn_cache_{i}"] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
-            feeds[f"ffn_cache_{i}"] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
-        return feeds, kept
-
-    def _scale_outputs(self, bufs: GenerationBuffers, g, kept: List[int]) -> Dict[str, torch.Tensor]:
-        """Buffers scale g.si's graph writes: logits, new K/V of the kept tokens, the branches."""
-        v = self.spec.var
-        R, C, H = bufs.rows, v.embed_dim, v.num_heads
-        l = self.spec.patch_nums[g.si] ** 2
-        out = {"logits_BlV": view(bufs.logits, (R, l, self.spec.vae.vocab_size))}
-        for i in range(v.depth):
-            out[f"k_new_{i}"] = view(bufs.k_new[i], (R, H, kept[i], C // H))
-            out[f"v_new_{i}"] = view(bufs.v_new[i], (R, H, kept[i], C // H))
-        if g.emits_branches:  # the next scale is prunable: its caches
-            for i in range(v.depth):
-                out[f"attn_branch_{i}"] = bufs.attn_branch[i].at(g.si, (R, l, C))
-                out[f"ffn_branch_{i}"] = bufs.ffn_branch[i].at(g.si, (R, l, C))
-        return out
-
-    def _embed(self, si: int, idx_Bl: torch.Tensor, logits_BlV: torch.Tensor, params: SamplingParams, rng):
-        """The sampled tokens' codebook vectors (B, l, Cv); with more_smooth, the Gumbel-softmax mix."""
-        if not params.more_smooth:
-            return self.codebook_VC[idx_Bl]
-        K = self.spec.num_scales
-        soft = gumbel_softmax_with_rng(logits_BlV.mul(1 + si / (K - 1)), tau=smooth_temperature(si, K), rng=rng)
-        return soft @ self.codebook_VC.unsqueeze(0)
+        return RuntimeResult(images=result.images, tokens=result.tokens, trace=result.trace, timing=timing)

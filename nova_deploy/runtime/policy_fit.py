@@ -5,7 +5,7 @@ minimum kept count, and fills pruned tokens with one resampling mode; a policy t
 anything else is refused up front with the option that would make it fit.
 """
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec
+from nova_deploy.export.spec import ExportSpec
 from nova_deploy.nova.config import resolve_scale_index
 from nova_deploy.nova.policy import Policy
 
@@ -37,6 +37,6 @@ def check_policy_fits(policy: Policy, spec: ExportSpec) -> None:
         raise InvalidArgument(
             f"policy {policy.name} may prune scale {first}, but this export prunes only from scale "
             f"{spec.prune.first_scale} on; re-export with --prune-from {first} (or use a policy that starts later)")
-    if policy.upsample_mode != UPSAMPLE_MODE:
+    if policy.upsample_mode != spec.prune.fill_mode:
         raise InvalidArgument(f"policy {policy.name} fills pruned tokens with {policy.upsample_mode} resampling; "
-                              f"the exported graphs fill with {UPSAMPLE_MODE}")
+                              f"the exported graphs fill with {spec.prune.fill_mode}")

@@ -37,7 +37,8 @@ def test_wrapper_equals_f_interpolate(odd_models, si):
     var, vae = odd_models
     pn, P = var.patch_nums[si], var.patch_nums[-1]
     f_hat, h = torch.randn(3, 4, P, P), torch.randn(3, 4, pn, pn)
-    got = NextInputGraph(var, vae, si)(f_hat, h)
+    g = build_spec(ODD.var, ODD.vae, max_batch=4).graph(f"next_input_{si:02d}")
+    got = NextInputGraph(var, vae, g)(f_hat, h)
     for a, b in zip(got, reference(var, vae, si, f_hat, h)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -47,7 +48,7 @@ def test_onnx_runtime_equals_f_interpolate(odd_models, tmp_path, si):
     var, vae = odd_models
     spec = build_spec(ODD.var, ODD.vae, max_batch=4)
     g = spec.graph(f"next_input_{si:02d}")
-    model = export_graph(NextInputGraph(var, vae, si).eval(), g, dummy_inputs(g, trace_sizes(g), 4), spec.opset)
+    model = export_graph(NextInputGraph(var, vae, g).eval(), g, dummy_inputs(g, trace_sizes(g), 4), spec.opset)
     writer = GraphWriter(tmp_path)
     writer.write(model, g.file)
     writer.close()

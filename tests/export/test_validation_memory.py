@@ -14,7 +14,8 @@ from nova_deploy.export.exporter import configs_of
 from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import PruneRange, build_spec
-from nova_deploy.export.validate import Case, emulated_copies, reference_runs
+from nova_deploy.export.reference import Case, reference_runs
+from nova_deploy.export.validate import emulated_copies
 from export_sources import one_thread, randomised_source  # noqa: F401  (one_thread: autouse fixture)
 
 
@@ -23,7 +24,9 @@ def test_reference_runs_follow_the_spec_and_free_each_run():
     var_cfg, vae_cfg = configs_of(src.var, src.vae)
     spec = build_spec(var_cfg, vae_cfg, max_batch=2, prune=PruneRange(first_scale=2))
     names, pending, freed = [], [], 0
-    for name, run in reference_runs(spec, src.var, src.vae, Case(2, "half"), seed=0):
+
+    def on_run(name, run):
+        nonlocal pending, freed
         names.append(name)
         gc.collect()
         # the last scale's K/V prefixes and logits (the bulk of a case) are gone once it was compared
@@ -33,7 +36,8 @@ def test_reference_runs_follow_the_spec_and_free_each_run():
         if name.startswith("scale_"):
             pending = [weakref.ref(t) for n, t in list(run.feeds.items()) + list(run.expected.items())
                        if n.startswith(("k_prefix_", "v_prefix_")) or n == "logits_BlV"]
-        del run
+
+    reference_runs(spec, src.var, Case(2, "half"), seed=0, on_run=on_run)
     assert sorted(names) == sorted(g.name for g in spec.graphs)
     assert names[:3] == ["cond", "scale_00", "next_input_00"] and names[-2:] == ["final_fhat", "decoder"]
     assert freed >= (len(spec.patch_nums) - 2) * (2 * src.var.depth + 1)

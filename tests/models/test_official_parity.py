@@ -3,6 +3,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from nova_deploy.sampler import autoregressive_infer_cfg
+
 ATOL = 1e-4  # float32 on CPU, the tolerance stated with the vectors
 
 
@@ -39,9 +41,9 @@ def test_teacher_input_and_logits(golden_models, expected, golden_meta):
 def test_seeded_sampling_matches_official(golden_models, expected, golden_meta, run_index):
     var, _ = golden_models
     run = golden_meta["inference_runs"][run_index]
-    img = var.autoregressive_infer_cfg(B=run["B"], label_B=torch.tensor(run["label_B"]), g_seed=run["g_seed"],
-                                       cfg=run["cfg"], top_k=run["top_k"], top_p=run["top_p"],
-                                       more_smooth=run["more_smooth"])
+    img = autoregressive_infer_cfg(var, B=run["B"], label_B=torch.tensor(run["label_B"]), g_seed=run["g_seed"],
+                                   cfg=run["cfg"], top_k=run["top_k"], top_p=run["top_p"],
+                                   more_smooth=run["more_smooth"])
     torch.testing.assert_close(img, expected[run["key"]], atol=ATOL, rtol=0)
 
 
@@ -49,6 +51,6 @@ def test_a_different_seed_gives_different_images(golden_models, expected, golden
     """Guards the parity test itself: it must be able to fail."""
     var, _ = golden_models
     run = golden_meta["inference_runs"][0]
-    img = var.autoregressive_infer_cfg(B=run["B"], label_B=torch.tensor(run["label_B"]), g_seed=run["g_seed"] + 1,
-                                       cfg=run["cfg"], top_k=run["top_k"], top_p=run["top_p"])
+    img = autoregressive_infer_cfg(var, B=run["B"], label_B=torch.tensor(run["label_B"]), g_seed=run["g_seed"] + 1,
+                                   cfg=run["cfg"], top_k=run["top_k"], top_p=run["top_p"])
     assert (img - expected[run["key"]]).abs().max() > 1e-2

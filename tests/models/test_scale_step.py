@@ -4,7 +4,7 @@ import torch
 
 from model_factories import randomised_pair
 from nova_deploy.models.var_blocks import LayerKeep
-from nova_deploy.sampler import KVCache
+from nova_deploy.generation.model_executor import KVCache
 
 
 def _random_pair(shared_aln: bool):

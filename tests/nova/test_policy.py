@@ -7,7 +7,7 @@ from nova_deploy.flops import dense_kept, transformer_flops
 from model_factories import randomised_pair
 from nova_deploy.nova.config import NovaConfig
 from nova_deploy.nova.policy import Policy, parse_policy
-from nova_deploy.sampler import generate
+from nova_deploy.sampler import autoregressive_infer_cfg, generate
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def small():
 
 def test_policy_none_is_bit_identical_to_reference(golden_models):
     var, _ = golden_models
-    ref = var.autoregressive_infer_cfg(2, torch.tensor([3, 7]), g_seed=4, top_k=5)
+    ref = autoregressive_infer_cfg(var, 2, torch.tensor([3, 7]), g_seed=4, top_k=5)
     from nova_deploy.sampling import SamplingParams
     ours = generate(var, 2, torch.tensor([3, 7]), g_seed=4, params=SamplingParams(top_k=5),
                     policy=parse_policy("none"), want_trace=True)

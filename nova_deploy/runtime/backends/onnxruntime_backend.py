@@ -14,7 +14,6 @@ execution provider). The CUDA provider is requested only when torch sees a GPU a
 """
 from typing import Dict, Mapping, Optional
 
-import onnx
 import onnxruntime as ort
 import torch
 
@@ -23,10 +22,6 @@ from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import GraphSpec
 from nova_deploy.runtime.backend import Backend
-
-ONNX_TYPE = {torch.float32: onnx.TensorProto.FLOAT, torch.float16: onnx.TensorProto.FLOAT16,
-             torch.bfloat16: onnx.TensorProto.BFLOAT16, torch.int64: onnx.TensorProto.INT64}
-
 
 def _providers(device: torch.device) -> list:
     if device.type == "cpu":
@@ -97,11 +92,11 @@ class OnnxRuntimeBackend(Backend):
         binding = session.io_binding()
         for t in g.inputs:
             x = feeds[t.name]
-            binding.bind_input(t.name, self._device_type, self._device_id, ONNX_TYPE[x.dtype], list(x.shape),
+            binding.bind_input(t.name, self._device_type, self._device_id, t.element.onnx, list(x.shape),
                                x.data_ptr())
         for t in g.outputs:
             y = outputs[t.name]
-            binding.bind_output(t.name, self._device_type, self._device_id, ONNX_TYPE[y.dtype], list(y.shape),
+            binding.bind_output(t.name, self._device_type, self._device_id, t.element.onnx, list(y.shape),
                                 y.data_ptr())
         if self.device.type == "cuda":
             torch.cuda.current_stream(self.device).synchronize()  # inputs written by torch kernels

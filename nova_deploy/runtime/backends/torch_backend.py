@@ -53,6 +53,5 @@ class TorchBackend(Backend):
 
     @torch.no_grad()
     def _run(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
-        results = self.modules[g.name](*[feeds[t.name] for t in g.inputs])
-        for t, value in zip(g.outputs, results):
-            outputs[t.name].copy_(value)
+        for name, value in self.modules[g.name].compute(feeds).items():
+            outputs[name].copy_(value)

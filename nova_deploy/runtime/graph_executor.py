@@ -1,0 +1,117 @@
+"""The generation loop's executor on an export's graphs: each model piece is one graph call on a
+backend, every tensor in the call's preallocated buffers (runtime.buffers), each call timed."""
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from nova_deploy.errors import InvalidArgument
+from nova_deploy.export import vocabulary as io
+from nova_deploy.export.spec import ExportSpec, GraphSpec, next_input_name
+from nova_deploy.generation.executor import cfg_rows
+from nova_deploy.models.var import ScaleOutput
+from nova_deploy.nova.policy import ScalePlan
+from nova_deploy.runtime.backend import Backend
+from nova_deploy.runtime.buffers import GenerationBuffers, view
+from nova_deploy.runtime.timing import Timing
+
+
+class GraphExecutor:
+    def __init__(self, spec: ExportSpec, backend: Backend, bufs: GenerationBuffers, codebook_VC: torch.Tensor,
+                 timing: Timing):
+        self.spec, self.backend, self.bufs, self.timing = spec, backend, bufs, timing
+        v = spec.var
+        self.patch_nums, self.depth, self.embed_dim, self.z_channels = spec.patch_nums, v.depth, v.embed_dim, spec.vae.z_channels
+        self.device = backend.device
+        self.codebook_VC = codebook_VC
+        P = self.patch_nums[-1]
+        self._fhat_shape = (bufs.batch, self.z_channels, P, P)
+
+    def _infer(self, graph: str, feeds, out) -> Dict[str, torch.Tensor]:
+        t0 = time.perf_counter()
+        result = self.backend.infer(graph, feeds, out)
+        self.timing.add(graph, time.perf_counter() - t0)
+        return result
+
+    def _tokens(self, si: int) -> torch.Tensor:
+        return self.bufs.tokens.at(si, (self.bufs.rows, self.patch_nums[si] ** 2, self.embed_dim))
+
+    def begin(self, label_B: torch.Tensor) -> torch.Tensor:
+        bufs = self.bufs
+        bufs.kv.reset()
+        self._infer("cond", {io.LABELS: label_B}, {io.ADA: bufs.ada, io.HEAD_ADA: bufs.head_ada, io.X_FIRST: self._tokens(0)})
+        bufs.f_hat.at(0, self._fhat_shape).zero_()
+        return self._tokens(0)
+
+    def run_scale(self, si: int, x_BlC: torch.Tensor, plan: Optional[ScalePlan]) -> ScaleOutput:
+        g = self.spec.scale_graph(si)
+        feeds, kept = self._scale_feeds(si, x_BlC, plan)
+        out = self._infer(g.name, feeds, self._scale_outputs(g, kept))
+        N = self.depth
+        branches = g.emits_branches  # only where the next scale is prunable: its caches
+        return ScaleOutput(logits_BlV=out[io.LOGITS],
+                           k_new=[out[io.k_new(i)] for i in range(N)], v_new=[out[io.v_new(i)] for i in range(N)],
+                           attn_branch=[out[io.attn_branch(i)] for i in range(N)] if branches else None,
+                           ffn_branch=[out[io.ffn_branch(i)] for i in range(N)] if branches else None)
+
+    def append_kv(self, out: ScaleOutput) -> None:
+        for i in range(self.depth):
+            self.bufs.kv.append(i, out.k_new[i], out.v_new[i])
+
+    def next_input(self, si: int, h_BChw: torch.Tensor) -> Optional[torch.Tensor]:
+        feeds = {io.F_HAT: self.bufs.f_hat.at(si, self._fhat_shape), io.H: h_BChw.contiguous()}
+        out = {io.F_HAT_NEXT: self.bufs.f_hat.at(si + 1, self._fhat_shape)}
+        if si == len(self.patch_nums) - 1:
+            self._infer("final_fhat", feeds, out)
+            return None
+        out[io.X_NEXT] = self._tokens(si + 1)
+        self._infer(next_input_name(si), feeds, out)
+        return out[io.X_NEXT]
+
+    def decode(self) -> torch.Tensor:
+        K = len(self.patch_nums)
+        self._infer("decoder", {io.F_HAT: self.bufs.f_hat.at(K, self._fhat_shape)}, {io.IMAGE: self.bufs.image})
+        return self.bufs.image
+
+    def _scale_feeds(self, si: int, x_BlC: torch.Tensor, plan: Optional[ScalePlan]):
+        """Inputs of scale si's graph in the call's buffers, and the tokens each layer keeps."""
+        bufs, N = self.bufs, self.depth
+        R, l, C = x_BlC.shape
+        feeds = {io.X: x_BlC, io.ADA: bufs.ada, io.HEAD_ADA: bufs.head_ada}
+        if si > 0:
+            for i in range(N):
+                feeds[io.k_prefix(i)], feeds[io.v_prefix(i)] = bufs.kv.prefix(i)
+        kept = [l] * N
+        if not self.spec.prune.prunable(si):
+            if plan is not None:
+                raise InvalidArgument(f"the policy pruned scale {si}, which this export cannot prune "
+                                      f"(prunable from scale {self.spec.prune.first_scale})")
+            return feeds, kept
+        l_prev = self.patch_nums[si - 1] ** 2
+        for i in range(N):
+            idx = None if plan is None else plan.idx_N[i]
+            kept[i] = l if idx is None else idx.shape[1]
+            keep = view(bufs.keep_idx[i], (R, kept[i]))
+            if idx is None:
+                keep.copy_(bufs.positions[:l].expand(R, l))
+            else:
+                cfg_rows(idx, out=keep)
+            feeds[io.keep_idx(i)] = keep
+            feeds[io.attn_cache(i)] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
+            feeds[io.ffn_cache(i)] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
+        return feeds, kept
+
+    def _scale_outputs(self, g: GraphSpec, kept: List[int]) -> Dict[str, torch.Tensor]:
+        """Buffers scale g.si's graph writes: logits, new K/V of the kept tokens, the branches."""
+        v, bufs = self.spec.var, self.bufs
+        R, C, H = bufs.rows, v.embed_dim, v.num_heads
+        l = self.patch_nums[g.si] ** 2
+        out = {io.LOGITS: view(bufs.logits, (R, l, self.spec.vae.vocab_size))}
+        for i in range(v.depth):
+            out[io.k_new(i)] = view(bufs.k_new[i], (R, H, kept[i], C // H))
+            out[io.v_new(i)] = view(bufs.v_new[i], (R, H, kept[i], C // H))
+        if g.emits_branches:
+            for i in range(v.depth):
+                out[io.attn_branch(i)] = bufs.attn_branch[i].at(g.si, (R, l, C))
+                out[io.ffn_branch(i)] = bufs.ffn_branch[i].at(g.si, (R, l, C))
+        return out
