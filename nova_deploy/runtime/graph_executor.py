@@ -1,6 +1,5 @@
 """The generation loop's executor on an export's graphs: each model piece is one graph call on a
 backend, every tensor in the call's preallocated buffers (runtime.buffers), each call timed."""
-import time
 from typing import Dict, List, Optional
 
 import torch
@@ -13,13 +12,13 @@ from nova_deploy.models.var import ScaleOutput
 from nova_deploy.nova.policy import ScalePlan
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.buffers import GenerationBuffers, view
-from nova_deploy.runtime.timing import Timing
+from nova_deploy.runtime.timing import GraphClock
 
 
 class GraphExecutor:
     def __init__(self, spec: ExportSpec, backend: Backend, bufs: GenerationBuffers, codebook_VC: torch.Tensor,
-                 timing: Timing):
-        self.spec, self.backend, self.bufs, self.timing = spec, backend, bufs, timing
+                 clock: GraphClock):
+        self.spec, self.backend, self.bufs, self.clock = spec, backend, bufs, clock
         v = spec.var
         self.patch_nums, self.depth, self.embed_dim, self.z_channels = spec.patch_nums, v.depth, v.embed_dim, spec.vae.z_channels
         self.device = backend.device
@@ -28,9 +27,9 @@ class GraphExecutor:
         self._fhat_shape = (bufs.batch, self.z_channels, P, P)
 
     def _infer(self, graph: str, feeds, out) -> Dict[str, torch.Tensor]:
-        t0 = time.perf_counter()
+        started = self.clock.start()
         result = self.backend.infer(graph, feeds, out)
-        self.timing.add(graph, time.perf_counter() - t0)
+        self.clock.stop(graph, started)
         return result
 
     def _tokens(self, si: int) -> torch.Tensor:

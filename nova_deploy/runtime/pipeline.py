@@ -17,7 +17,6 @@ each call takes its own buffer set from a pool keyed by batch size, so concurren
 share a buffer, and memory grows by one buffer set per concurrent call.
 """
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -33,7 +32,7 @@ from nova_deploy.runtime.buffers import GenerationBuffers
 from nova_deploy.runtime.export_dir import ExportDir
 from nova_deploy.runtime.graph_executor import GraphExecutor
 from nova_deploy.runtime.policy_fit import check_policy_fits
-from nova_deploy.runtime.timing import Timing
+from nova_deploy.runtime.timing import GraphClock, Timing
 from nova_deploy.sampling import SamplingParams
 
 
@@ -112,9 +111,7 @@ class Pipeline:
 
     def _generate(self, bufs: GenerationBuffers, label_B, rng, params: SamplingParams, policy: Policy,
                   want_trace: bool) -> RuntimeResult:
-        t_start = time.perf_counter()
-        timing = Timing()
-        executor = GraphExecutor(self.spec, self.backend, bufs, self.codebook_VC, timing)
+        clock = GraphClock(Timing(), self.device)
+        executor = GraphExecutor(self.spec, self.backend, bufs, self.codebook_VC, clock)
         result = run_generation(executor, label_B, rng, params, policy, want_trace)
-        timing.total_s = time.perf_counter() - t_start
-        return RuntimeResult(images=result.images, tokens=result.tokens, trace=result.trace, timing=timing)
+        return RuntimeResult(images=result.images, tokens=result.tokens, trace=result.trace, timing=clock.finish())
