@@ -41,8 +41,10 @@ class ScaleOutput:
     logits_BlV: torch.Tensor
     k_new: List[torch.Tensor]  # per layer, B H k c (kept tokens only)
     v_new: List[torch.Tensor]
-    attn_branch: List[torch.Tensor]  # per layer, B l C, gated branch output on every token
-    ffn_branch: List[torch.Tensor]
+    # per layer, B l C, gated branch output on every token; None where an executor does not have
+    # them (an exported scale emits them only where the next scale can be pruned)
+    attn_branch: Optional[List[torch.Tensor]]
+    ffn_branch: Optional[List[torch.Tensor]]
 
 
 class VAR(nn.Module):
