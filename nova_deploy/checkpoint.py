@@ -6,7 +6,6 @@ mismatch is reported in one line naming the first missing, unexpected and mis-sh
 the preset that would fit.
 """
 import json
-import os
 import pickle
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from nova_deploy.atomic_write import write_atomic
 from nova_deploy.errors import CheckpointError
 from nova_deploy.models.build import build_var, build_vqvae
 from nova_deploy.models.presets import PATCH_NUMS_256, PRESETS, VARConfig, VQVAEConfig
@@ -184,15 +184,7 @@ def save_safetensors(model: torch.nn.Module, cfg, kind: str, path, extra_meta: O
     path = Path(path)
     meta = {**(extra_meta or {}), META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
 def convert_checkpoint(src, dst, vae_patch_nums: Optional[Tuple[int, ...]] = None) -> Tuple[str, object]:
@@ -212,9 +204,7 @@ def convert_checkpoint(src, dst, vae_patch_nums: Optional[Tuple[int, ...]] = Non
     else:
         raise CheckpointError(f"{src}: neither a VAR nor a VQVAE checkpoint")
     check_fits(probe, state, src, kind.upper())
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
-              metadata={META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))})
-    os.replace(tmp, dst)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    write_atomic(dst, lambda tmp: save_file(tensors, str(tmp), metadata={META_KIND: kind,
+                                                                          META_CONFIG: json.dumps(asdict(cfg))}))
     return kind, cfg

@@ -14,7 +14,7 @@ from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.evaluate import EvalCache, check_model_fits_classifier, evaluate, min_samples_for_fid
 from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
 from nova_deploy.eval.report import eval_png, eval_record, format_per_class, format_table
-from nova_deploy.images import write_json_atomic
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.sampler import generate

@@ -6,12 +6,13 @@ import click
 import torch
 from tqdm import tqdm
 
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
 from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import CheckpointError, InvalidArgument
-from nova_deploy.images import image_grid_png, write_json_atomic
+from nova_deploy.images import image_grid_png
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
