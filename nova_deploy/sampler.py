@@ -13,6 +13,7 @@ from nova_deploy.errors import require
 from nova_deploy.flops import dense_kept, transformer_flops
 from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.nova.policy import Policy, ScalePlan
+from nova_deploy.request_checks import check_sampler_request
 from nova_deploy.resample import resample_tokens
 from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
                                   sample_with_top_k_top_p_, smooth_temperature)
@@ -87,6 +88,7 @@ def generate(var, B: int, label_B=None, g_seed: Optional[int] = None,
     on_scale(si) is called after each scale (progress display). forced_idx: token ids (B, pn*pn) of
     the first len(forced_idx) scales, taken instead of the sampled ones (teacher forcing, to find the
     scale at which a model loses what it was asked for); the generator is drawn from as without it."""
+    check_sampler_request(var, B, label_B, g_seed, params)
     device = var.lvl_1L.device
     vae, quant = var.vae, var.vae.quantize
     forced_idx = [] if forced_idx is None else list(forced_idx)

@@ -30,6 +30,7 @@ from nova_deploy.export.out_dir import (OWNER_MARKER, check_out_dir, make_partia
 from nova_deploy.export.precision import check_representable, to_precision
 from nova_deploy.export.spec import DEFAULT_OPSET, ExportSpec, PruneRange, build_spec
 from nova_deploy.export.validate import Failure, ValidationReport, validate_export
+from nova_deploy.memory_estimate import generation_bytes, require_memory
 from nova_deploy.model_source import ModelSource
 from nova_deploy.models.presets import VARConfig, VQVAEConfig
 from nova_deploy.models.quantizer import PhiPartiallyShared, PhiShared
@@ -92,6 +93,9 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
     var_cfg, vae_cfg = configs_of(var, vae)
     spec = build_spec(var_cfg, vae_cfg, precision=precision, max_batch=max_batch, prune=prune, opset=opset)
     check_representable(var, precision)
+    require_memory(generation_bytes(max_batch, var_cfg.depth, var_cfg.embed_dim, var_cfg.patch_nums, vae_cfg.vocab_size,
+                                    vae_cfg.ch, vae_cfg.ch_mult, var_cfg.mlp_ratio),
+                   f"--max-batch {max_batch}: validating the export at that batch", "lower --max-batch")
     fingerprint = model_fingerprint(var, vae)
     check_out_dir(out, fingerprint, [g.file for g in spec.graphs] + [WEIGHTS_FILE, CODEBOOK])
     if not force:

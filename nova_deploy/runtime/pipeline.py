@@ -24,6 +24,7 @@ import torch
 
 from nova_deploy.errors import InvalidArgument, require
 from nova_deploy.nova.policy import Policy, parse_policy
+from nova_deploy.request_checks import check_runtime_request
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.buffers import GenerationBuffers, view
@@ -108,6 +109,7 @@ class Pipeline:
     def generate(self, labels: Union[Sequence[int], torch.Tensor], seed: Optional[int] = None, cfg: float = 1.5,
                  top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False,
                  policy: Union[str, Policy] = "none", want_trace: bool = False) -> RuntimeResult:
+        check_runtime_request(self.spec, labels, seed, top_k)
         params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
         policy = parse_policy(policy) if isinstance(policy, str) else policy
         check_policy_fits(policy, self.spec)
