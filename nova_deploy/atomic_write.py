@@ -27,6 +27,25 @@ def require_parent_dir(path) -> Path:
     return path
 
 
+def ensure_dir(path) -> Path:
+    """mkdir -p, its OSError as one line."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WriteError(f"cannot create directory {path}: {e.strerror or e}") from None
+    return path
+
+
+def append_line(path, line: str) -> None:
+    """A line appended to a log (not atomic: a log grows; a failure is one line like any write)."""
+    try:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+    except OSError as e:
+        raise write_error(path, e) from None
+
+
 def write_atomic(path, write: Callable[[Path], None], mode: int = 0o666) -> Path:
     """write(tmp) fills a temporary file next to path (same filesystem, so the rename is atomic);
     it is then fsynced, given `mode` (less the umask) and renamed to path. The temporary file never

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from nova_deploy.atomic_write import write_bytes_atomic, write_error
+from nova_deploy.atomic_write import ensure_dir, write_bytes_atomic
 from nova_deploy.engines.builder import build_plan
 from nova_deploy.engines.cache_key import BuildOptions, engine_key, key_fields
 from nova_deploy.engines.errors import EngineError
@@ -91,10 +91,7 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
     for target, g in bar:
         bar.set_postfix_str(f"{target.name}/{g.name}")
         out_dir = engines_dir(export_path, library.name, target.name)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise write_error(out_dir, e) from None
+        ensure_dir(out_dir)
         plan = out_dir / f"{g.name}{PLAN_SUFFIX}"
         model, lifted = lifted_graphs[g.name]
         profile = {**narrow_to_batch(g, max_batch).profile(), **weight_profile(lifted)}

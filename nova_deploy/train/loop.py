@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from nova_deploy.atomic_write import write_atomic
+from nova_deploy.atomic_write import append_line, write_atomic
 from nova_deploy.errors import InvalidArgument
 
 
@@ -66,5 +66,4 @@ class LossLog:
 
     def write(self, **fields) -> None:
         fields["wall_s"] = round(time.time() - self.t0, 2)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(fields) + "\n")
+        append_line(self.path, json.dumps(fields))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from nova_deploy.atomic_write import write_json_atomic
+from nova_deploy.atomic_write import ensure_dir, write_json_atomic
 from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.data import data_fingerprint
 from nova_deploy.machine import cpu_name
@@ -65,7 +65,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM,
                     var_deterministic: bool = recipe.VAR_DETERMINISTIC) -> dict:
     torch.set_num_threads(threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     preset = get_preset(preset_name)
     timings = {}
     complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
