@@ -125,7 +125,10 @@ def previous_export_files(out: Path) -> Optional[set]:
 
 
 def kept_entries(out: Path) -> List[str]:
-    """Entries of out that the export there did not write: they are carried into the new export."""
+    """Entries of out that the export there did not write: they are carried into the new export.
+    (An out without a manifest is empty: check_out_dir refuses any other.)"""
+    if not (out / MANIFEST).is_file():
+        return sorted(p.name for p in out.iterdir() if p.name != OWNER_MARKER)
     ours = previous_export_files(out) or {MANIFEST, OWNER_MARKER}
     return sorted(p.name for p in out.iterdir() if p.name not in ours)
 

@@ -108,6 +108,16 @@ def test_replacing_keeps_what_the_previous_export_did_not_write(tmp_path):
     assert names(tmp_path) == ["x"]
 
 
+def test_an_empty_out_is_simply_replaced(tmp_path):
+    out = tmp_path / "x"
+    out.mkdir()
+    od.check_out_dir(out, FINGERPRINT, NEW_FILES)
+    tmp = od.make_partial_dir(out)
+    (tmp / "weights.bin").write_text("new")
+    od.put_in_place(tmp, out)
+    assert names(out) == ["weights.bin"] and names(tmp_path) == ["x"]
+
+
 KILL_SCRIPT = textwrap.dedent("""
     import json, os, sys
     from pathlib import Path
