@@ -34,7 +34,7 @@ from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.manifest import MANIFEST, read_manifest
 
 OWNER_MARKER = ".nova-deploy-owner"
-PARTIAL, OLD, FAILED = "partial", "old", "failed"
+PARTIAL, OLD = "partial", "old"
 
 
 # ---------------------------------------------------------------------------------- ownership
@@ -108,7 +108,10 @@ def clean_stale(out: Path) -> List[Path]:
             continue
         previous = p / "export"
         if p.name.startswith(_hidden_prefix(out, OLD)) and not out.exists() and (previous / MANIFEST).is_file():
-            os.rename(previous, out)
+            try:
+                os.rename(previous, out)
+            except OSError:  # it stays where it is, for the user to move back; never deleted
+                continue
         shutil.rmtree(p, ignore_errors=True)
         removed.append(p)
     return removed
