@@ -5,7 +5,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from nova_deploy.atomic_write import require_parent_dir, write_atomic
+from nova_deploy.atomic_write import write_atomic
 
 
 def image_grid_png(images_B3HW, path, nrow: Optional[int] = None) -> Path:
@@ -19,6 +19,5 @@ def image_grid_png(images_B3HW, path, nrow: Optional[int] = None) -> Path:
     for i in range(B):
         r, c = divmod(i, nrow)
         grid[r * H:(r + 1) * H, c * W:(c + 1) * W] = arr[i]
-    require_parent_dir(path)
     return write_atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
 
