@@ -60,7 +60,7 @@ def check_class_ids(labels: Iterable, num_classes: int, what: str = "class id") 
     made from them (torch overflows on ids beyond int64 with a traceback)."""
     for label in labels:
         if isinstance(label, bool) or not hasattr(label, "__index__") or not 0 <= label.__index__() <= num_classes:
-            raise InvalidArgument(f"{what} {label!r} out of range: valid are 0..{num_classes - 1} "
+            raise InvalidArgument(f"{what} [{label!r}] out of range: valid are 0..{num_classes - 1} "
                                   f"(or {num_classes}, the null class)")
 
 

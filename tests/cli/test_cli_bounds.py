@@ -17,8 +17,8 @@ def one_error_line(r, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--class", 10 ** 20), "--class 100000000000000000000 out of range: valid are 0..9"),
-    (("--class", -1), "--class -1 out of range: valid are 0..9"),
+    (("--class", 10 ** 20), "--class [100000000000000000000] out of range: valid are 0..9"),
+    (("--class", -1), "--class [-1] out of range: valid are 0..9"),
     (("--seed", 10 ** 23), f"--seed must be <= {2 ** 63 - 1}, got {10 ** 23}"),
     (("--seed", -5), "--seed must be >= 0, got -5"),
     (("--top-k", 65), "--top-k must be <= 64, got 65"),  # preset tiny: a 64-token vocabulary
