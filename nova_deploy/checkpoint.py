@@ -8,14 +8,17 @@ the preset that would fit.
 import json
 import os
 import pickle
+import re
+import warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from nova_deploy.atomic_write import write_atomic
 from nova_deploy.errors import CheckpointError
 from nova_deploy.models.build import build_var, build_vqvae
 from nova_deploy.models.presets import PATCH_NUMS_256, PRESETS, VARConfig, VQVAEConfig
@@ -41,15 +44,28 @@ def read_state_dict(path) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
         raise CheckpointError(f"{path}: unknown checkpoint type {path.suffix!r}; valid: .safetensors, "
                               + ", ".join(PICKLE_SUFFIXES))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns in two lines that it may not read this pickle protocol; if it cannot, the
+            # error below says so in one line, and if it can, the warning is noise
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{path}: refused to unpickle: the file holds more than tensors "
-                              f"(code or objects); only plain state dicts are loaded ({_first_line(e)})") from None
+                              f"(code or objects); only plain state dicts are loaded ({_unpickler_reason(e)})") from None
     except Exception as e:
         raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({_first_line(e)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: not a state dict (expected a mapping of names to tensors)")
     return state, {}
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """What torch's weights-only unpickler objected to, without the paragraph around it that
+    suggests weights_only=False."""
+    text = str(e)
+    _, marker, reason = text.partition("WeightsUnpickler error:")
+    reason = " ".join(reason.split("Check the documentation")[0].split())
+    return reason[:160] if marker and reason else _first_line(e)
 
 
 def _first_line(e: Exception) -> str:
@@ -184,15 +200,20 @@ def save_safetensors(model: torch.nn.Module, cfg, kind: str, path, extra_meta: O
     path = Path(path)
     meta = {**(extra_meta or {}), META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
+    return write_atomic(path, lambda tmp: _save_file(tensors, tmp, meta))
+
+
+def _save_file(tensors: Dict[str, torch.Tensor], path: Path, meta: Dict[str, str]) -> None:
+    """safetensors' save_file, its I/O failures raised as the OSError they are (it reports them as
+    SafetensorError "... (os error N)"), so that they become one line like every other write."""
     try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+        save_file(tensors, str(path), metadata=meta)
+    except SafetensorError as e:
+        found = re.search(r"os error (\d+)", str(e))
+        if found is None:
+            raise
+        code = int(found.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from None
 
 
 def convert_checkpoint(src, dst, vae_patch_nums: Optional[Tuple[int, ...]] = None) -> Tuple[str, object]:
@@ -212,9 +233,6 @@ def convert_checkpoint(src, dst, vae_patch_nums: Optional[Tuple[int, ...]] = Non
     else:
         raise CheckpointError(f"{src}: neither a VAR nor a VQVAE checkpoint")
     check_fits(probe, state, src, kind.upper())
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
-              metadata={META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))})
-    os.replace(tmp, dst)
+    tensors = {k: v.contiguous() for k, v in state.items()}
+    write_atomic(dst, lambda tmp: _save_file(tensors, tmp, {META_KIND: kind, META_CONFIG: json.dumps(asdict(cfg))}))
     return kind, cfg

@@ -25,3 +25,8 @@ def require(condition: bool, message: str) -> None:
     """Raise InvalidArgument(message) unless condition; used instead of assert on user input."""
     if not condition:
         raise InvalidArgument(message)
+
+
+class WriteError(NovaDeployError):
+    """A file or directory that could not be written (missing directory, no permission, full disk,
+    file-size limit); the message names the path and the OS error."""

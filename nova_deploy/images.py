@@ -1,32 +1,11 @@
-"""Writing artefacts atomically: PNG image grids and JSON."""
-import json
-import os
+"""PNG image grids, written atomically (nova_deploy.atomic_write)."""
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from nova_deploy.errors import InvalidArgument
-
-
-def write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """write(tmp) to a temporary sibling of path, then rename it into place; OSError becomes one
-    InvalidArgument line, and no temporary file is left behind either way."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise InvalidArgument(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def write_text_atomic(path, text: str) -> Path:
-    return write_atomic(Path(path), lambda tmp: tmp.write_text(text))
+from nova_deploy.atomic_write import write_atomic
 
 
 def image_grid_png(images_B3HW, path, nrow: Optional[int] = None) -> Path:
@@ -40,13 +19,5 @@ def image_grid_png(images_B3HW, path, nrow: Optional[int] = None) -> Path:
     for i in range(B):
         r, c = divmod(i, nrow)
         grid[r * H:(r + 1) * H, c * W:(c + 1) * W] = arr[i]
-    if not path.parent.exists():
-        raise InvalidArgument(f"output directory {path.parent} does not exist")
     return write_atomic(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
 
-
-def write_json_atomic(path, obj) -> Path:
-    path = Path(path)
-    if not path.parent.exists():
-        raise InvalidArgument(f"output directory {path.parent} does not exist")
-    return write_text_atomic(path, json.dumps(obj, indent=1))

@@ -15,6 +15,7 @@ from nova_deploy.generation.loop import generate as run_generation
 from nova_deploy.generation.model_executor import ModelExecutor
 from nova_deploy.models.var import VAR
 from nova_deploy.nova.policy import Policy
+from nova_deploy.request_checks import check_sampler_request
 from nova_deploy.sampling import SamplingParams
 
 
@@ -35,6 +36,7 @@ def generate(var: VAR, B: int, label_B=None, g_seed: Optional[int] = None,
     on_scale(si) is called after each scale (progress display). forced_idx: token ids (B, pn*pn) of
     the first len(forced_idx) scales, taken instead of the sampled ones (teacher forcing, to find the
     scale at which a model loses what it was asked for); the generator is drawn from as without it."""
+    check_sampler_request(var, B, label_B, g_seed, params)
     device = var.lvl_1L.device
     forced_idx = [] if forced_idx is None else list(forced_idx)
     require(len(forced_idx) <= len(var.patch_nums),

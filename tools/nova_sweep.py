@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.eval.evaluate import EvalCache, evaluate
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.config import FastVARConfig, NovaConfig
@@ -136,7 +137,7 @@ def main():
             "model": src.description}
     choice = choose_default(rows)
     print(json.dumps({"default_choice": choice}), flush=True)
-    (out / "sweep.json").write_text(json.dumps({"meta": meta, "rows": rows, "default_choice": choice}, indent=1))
+    write_json_atomic(out / "sweep.json", {"meta": meta, "rows": rows, "default_choice": choice})
     plot(rows, out / "sweep.png", speed=not args.no_speed_plot)
 
 

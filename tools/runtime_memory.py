@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nova_deploy.atomic_write import write_json_atomic
+
 
 def peak_rss_mb() -> float:
     """VmHWM of this process: Linux carries ru_maxrss across fork+exec, so a child would report its
@@ -75,7 +77,7 @@ def main() -> None:
               f"{r['peak_rss_mb'] - r['rss_after_import_mb']:.0f} MB | {r['seconds']:.3f} |")
     print(f"\nweights.bin {rows[0]['weights_bin_mb']:.1f} MB (raw weights {rows[0]['raw_weights_mb']:.1f} MB)")
     path = Path(a.export_dir).name + "_runtime_memory.json"
-    Path(path).write_text(json.dumps(rows, indent=1) + "\n")
+    write_json_atomic(path, rows)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from nova_deploy.data import CLASS_NAMES, NUM_CLASSES, ShapesDataset
 from nova_deploy.eval.classifier import IMAGE_SIZE, classify_images, load_classifier
 from nova_deploy.eval.evaluate import check_model_fits_classifier
-from nova_deploy.images import write_json_atomic
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.sampler import generate
 from nova_deploy.sampling import SamplingParams

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from nova_deploy.atomic_write import write_text_atomic
 from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import CheckpointError
 from nova_deploy.eval.classifier import load_classifier
@@ -208,7 +209,7 @@ Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports
     notes = ASSETS.parent.parent / "tools" / "model_card_notes.md"
     if notes.exists():
         text += "\n" + notes.read_text()
-    (ASSETS / "MODEL_CARD.md").write_text(text)
+    write_text_atomic(ASSETS / "MODEL_CARD.md", text)
     print(f"wrote {ASSETS / 'MODEL_CARD.md'}")
 
 

@@ -95,7 +95,9 @@ def parse_batches(values: Sequence[str], max_batch: int) -> List[int]:
             b = int(text)
         except ValueError:
             raise InvalidArgument(f"--batch takes integers, got {text!r}") from None
-        if not 1 <= b <= max_batch:
+        if b < 1:
+            raise InvalidArgument(f"--batch must be >= 1, got {b}")
+        if b > max_batch:
             raise InvalidArgument(f"--batch {b}: this export takes 1..{max_batch} images per call "
                                   f"(re-export with --max-batch {b} for more)")
         out.append(b)

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 from nova_deploy.bench.targets import Target, evaluate_targets
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.images import write_atomic, write_json_atomic, write_text_atomic
+from nova_deploy.atomic_write import write_atomic, write_json_atomic, write_text_atomic
 from nova_deploy.machine import cpu_name
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from nova_deploy.cli.main import cli
-from nova_deploy.cli.options import model_options
+from nova_deploy.cli.options import DEVICE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 
 DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none,nova,fastvar", ("1", "8")
@@ -31,12 +31,12 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
 @click.option("--warmup", type=int, default=1, show_default=True, help="Untimed rounds first.")
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time the PyTorch reference sampler (dense, the official algorithm).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--cfg", type=float, default=1.5, show_default=True)
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--top-p", type=float, default=0.0, show_default=True)
-@click.option("--threads", type=int, default=None, help="CPU threads for every runner (default: all cores).")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("--threads", type=THREADS, default=None, help=threads_help("CPU threads for every runner (default: all cores)"))
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--memory", type=click.Choice(["all", "dense", "off"]), default="all", show_default=True,
               help="Peak RSS probes, one fresh subprocess per configuration (dense: dense configurations only).")
 @click.option("--quality-samples", type=int, default=64, show_default=True,
@@ -65,8 +65,6 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends,
                             ("--nova-samples", nova_samples, 1)):
         if value < low:
             raise InvalidArgument(f"{opt} must be >= {low}, got {value}")
-    if threads is not None and threads < 1:
-        raise InvalidArgument(f"--threads must be >= 1, got {threads}")
     if not Path(out_dir).is_dir():
         raise InvalidArgument(f"output directory {out_dir} does not exist")
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)

@@ -1,8 +1,13 @@
 """Commands on TensorRT engines: build-engines (export -> cached plans), inspect (plan or directory)."""
+import sys
+
 import click
 
 from nova_deploy.cli.main import cli
 from nova_deploy.engines.library import LIBRARIES, default_library
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 
 
 def _mb(n: int) -> str:
@@ -46,7 +51,11 @@ def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache
     targets = parse_targets(lib, capabilities)
     options = BuildOptions(opt_level=opt_level, max_batch=max_batch, weights=weights,
                            timing_cache=Path(timing_cache) if timing_cache else None)
-    results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True)
+    try:
+        results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the engine being built was not written; those finished before are kept", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     built = [r for r in results if r.built]
     for r in results:
         state = f"built in {r.seconds:.1f} s ({r.reason})" if r.built else "cached"

@@ -8,13 +8,13 @@ import torch
 from tqdm import tqdm
 
 from nova_deploy.cli.main import cli
-from nova_deploy.cli.options import model_options
+from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.evaluate import EvalCache, check_model_fits_classifier, evaluate, min_samples_for_fid
 from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
 from nova_deploy.eval.report import eval_png, eval_record, format_per_class, format_table
-from nova_deploy.images import write_json_atomic
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.sampler import generate
@@ -40,12 +40,12 @@ def _writable_dir_for(path: str) -> None:
               help="Policy to evaluate (repeatable): none | nova | fastvar | fixed:R0,R1,...")
 @click.option("--samples", type=int, default=1000, show_default=True, help="Generated (and real) images per policy.")
 @click.option("--batch", type=int, default=50, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--cfg", type=float, default=1.5, show_default=True)
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--top-p", type=float, default=0.0, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default="eval.json", show_default=True)
-@click.option("--png", "png_path", type=click.Path(dir_okay=False), default="eval.png", show_default=True)
+@click.option("--json", "json_path", type=OUTPUT_FILE, default="eval.json", show_default=True)
+@click.option("--png", "png_path", type=OUTPUT_FILE, default="eval.png", show_default=True)
 def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
     generation (token agreement, PSNR, SSIM), the entropy curve, and the VQVAE's reconstruction of
@@ -85,12 +85,12 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
 
 @cli.command("train")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--vqvae-steps", type=int, default=recipe.VQVAE_STEPS, show_default=True)
 @click.option("--var-steps", type=int, default=recipe.VAR_STEPS, show_default=True)
 @click.option("--encode-images", type=int, default=recipe.ENCODE_IMAGES, show_default=True)
 @click.option("--decoder-steps", type=int, default=recipe.DECODER_STEPS, show_default=True)
-@click.option("--threads", type=int, default=recipe.THREADS, show_default=True)
+@click.option("--threads", type=THREADS, default=recipe.THREADS, show_default=True, help=threads_help("CPU threads"))
 @click.option("--compile/--no-compile", "compile_var", default=recipe.VAR_COMPILE, show_default=True,
               help="compile the VAR training step with torch.compile (needs a C++ compiler; minutes of "
                    "compiling, then 1.3x a step on a 2-core CPU)")
@@ -99,8 +99,7 @@ def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_step
     from nova_deploy.train.reference import train_reference
 
     for name, value in (("--vqvae-steps", vqvae_steps), ("--var-steps", var_steps),
-                        ("--encode-images", encode_images), ("--decoder-steps", decoder_steps),
-                        ("--threads", threads)):
+                        ("--encode-images", encode_images), ("--decoder-steps", decoder_steps)):
         if value < 1:
             raise InvalidArgument(f"{name} must be >= 1, got {value}")
     if compile_var and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
@@ -114,18 +113,16 @@ def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_step
 
 
 @cli.command("train-classifier")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="classifier.safetensors", show_default=True,
+@click.option("--out", "out_path", type=OUTPUT_FILE, default="classifier.safetensors", show_default=True,
               help="weights (safetensors); the card (json) is written beside it")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--steps", type=int, default=700, show_default=True)
 @click.option("--batch", type=int, default=64, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--threads", type=THREADS, default=1, show_default=True, help=threads_help("CPU threads"))
 def train_classifier_cmd(out_path, seed, steps, batch, threads):
     """Train the shape classifier that `eval` scores samples with (shipped in nova_deploy/assets)."""
     from nova_deploy.eval.classifier import train_classifier
 
-    if threads < 1:
-        raise InvalidArgument(f"--threads must be >= 1, got {threads}")
     _writable_dir_for(out_path)
     torch.set_num_threads(threads)
     card = train_classifier(out_path, seed=seed, steps=steps, batch=batch, log=lambda m: click.echo(m, err=True))

@@ -6,23 +6,26 @@ import click
 import torch
 from tqdm import tqdm
 
+from nova_deploy.atomic_write import write_json_atomic
+from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
 from nova_deploy.cli.main import cli
-from nova_deploy.cli.options import model_options
+from nova_deploy.cli.options import CHECKPOINT_FILE, DEVICE, OUTPUT_FILE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import CheckpointError, InvalidArgument
-from nova_deploy.images import image_grid_png, write_json_atomic
+from nova_deploy.images import image_grid_png
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
 from nova_deploy.generation.inputs import resolve_labels
+from nova_deploy.request_checks import check_sampler_request
 from nova_deploy.sampler import generate
 from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=CHECKPOINT_FILE)
 def info(checkpoint):
     """Preset, parameters, scales and tokens per scale of a VAR or VQVAE checkpoint."""
     state, meta = read_state_dict(checkpoint)
@@ -47,8 +50,8 @@ def info(checkpoint):
 
 
 @cli.command("convert-checkpoint")
-@click.argument("src", type=click.Path(dir_okay=False))
-@click.argument("dst", type=click.Path(dir_okay=False))
+@click.argument("src", type=CHECKPOINT_FILE)
+@click.argument("dst", type=OUTPUT_FILE)
 def convert_checkpoint_cmd(src, dst):
     """Convert an official .pth state dict to .safetensors (config stored in the metadata)."""
     if not dst.endswith(".safetensors"):
@@ -61,25 +64,26 @@ def convert_checkpoint_cmd(src, dst):
 @model_options
 @click.option("--class", "classes", type=int, multiple=True, help="Class id of an image; repeat for several. "
               "Default: one image per class, up to 8.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--cfg", type=float, default=1.5, show_default=True, help="Classifier-free guidance at the last scale.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="0: no top-k filter.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="0: no top-k filter; at most the vocabulary.")
 @click.option("--top-p", type=float, default=0.0, show_default=True, help="0: no nucleus filter.")
 @click.option("--more-smooth", is_flag=True, help="Gumbel-smoothed tokens (visual only).")
 @click.option("--policy", "policy_text", default="none", show_default=True,
               help="Token pruning: none | nova | fastvar | fixed:R0,R1,... (one ratio per scale).")
-@click.option("--trace", "trace_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--trace", "trace_path", type=OUTPUT_FILE, default=None,
               help="Write per-image decisions (entropy curve, activation, ratios, kept tokens, FLOPs) as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=OUTPUT_FILE, default=None,
               help="Draw the entropy curves and scale ratios to a PNG.")
 @click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
               help="Run an export directory (`nova-deploy export --out DIR`) with the runtime instead of the "
                    "PyTorch sampler.")
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
               help="Runtime backend for --engines.")
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
-@click.option("--threads", type=int, default=None, help="CPU threads per graph call (for --engines; default: all).")
-@click.option("--out", type=click.Path(dir_okay=False), default="grid.png", show_default=True)
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
+@click.option("--threads", type=THREADS, default=None,
+              help=threads_help("CPU threads per graph call (for --engines; default: all)"))
+@click.option("--out", type=OUTPUT_FILE, default="grid.png", show_default=True)
 def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
                  trace_path, plot_path, engines_dir, backend, device, threads, out):
     """Generate images and write them as a PNG grid: on the PyTorch sampler, or with --engines on
@@ -91,10 +95,17 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
             raise InvalidArgument("--engines runs the exported model; --checkpoint/--vae/--preset do not apply to it")
         return _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy,
                                     policy_text, trace_path, plot_path, out)
+    for name, value, default in (("--device", device, "cpu"), ("--threads", threads, None)):
+        if value != default:
+            raise InvalidArgument(f"{name} applies to the runtime (--engines DIR); the PyTorch sampler runs on the "
+                                  f"CPU with torch's threads")
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
     if not classes:
         classes = tuple(range(min(src.var.num_classes, 8)))
+    check_class_ids(classes, src.var.num_classes, "--class")
+    check_top_k(top_k, src.var.V, "--top-k")
+    check_sampler_request(src.var, len(classes), list(classes), seed, params)  # before the progress bar starts
     labels = resolve_labels(src.var.num_classes, len(classes), list(classes), None, "cpu")
     K = len(src.var.patch_nums)
     t0 = time.perf_counter()
@@ -131,6 +142,8 @@ def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, p
                    f"{pipe.device}, loaded in {time.perf_counter() - t0:.2f} s", err=True)
         if not classes:
             classes = tuple(range(min(pipe.spec.var.num_classes, 8, pipe.max_batch)))
+        check_class_ids(classes, pipe.spec.var.num_classes, "--class")
+        check_top_k(params.top_k, pipe.spec.vae.vocab_size, "--top-k")
         result = pipe.generate(list(classes), seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,
                                more_smooth=params.more_smooth, policy=policy,
                                want_trace=bool(trace_path or plot_path or policy.name != "none"))

@@ -1,15 +1,77 @@
-"""Options shared by several commands."""
+"""Options shared by several commands, and the types that check a value where its option is declared.
+
+The types raise InvalidArgument (one line `error: ...`, exit 2) rather than click's BadParameter,
+whose usage error takes three lines; ranges come from nova_deploy.bounds.
+"""
+from pathlib import Path
+
 import click
 
+from nova_deploy.bounds import check_seed, check_threads, max_threads, parse_device
+from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.presets import PRESETS
+
+
+def option_name(param) -> str:
+    if isinstance(param, click.Option):
+        return param.opts[0]
+    return param.human_readable_name if param is not None else "value"
+
+
+class CheckedInt(click.ParamType):
+    """An integer checked by check(value, name) -> int."""
+    name = "integer"
+
+    def __init__(self, check):
+        self.check = check
+
+    def convert(self, value, param, ctx):
+        what = option_name(param)
+        if not isinstance(value, int):
+            try:
+                value = int(str(value).strip())
+            except ValueError:
+                raise InvalidArgument(f"{what} must be an integer, got {value!r}") from None
+        return self.check(value, what)
+
+
+class Device(click.ParamType):
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        return parse_device(value, option_name(param))
+
+
+class FilePath(click.ParamType):
+    """A path that must not be a directory (whether it exists is for the reader or writer to say)."""
+    name = "file"
+
+    def __init__(self, expect: str):
+        self.expect = expect
+
+    def convert(self, value, param, ctx):
+        if Path(value).is_dir():
+            raise InvalidArgument(f"{option_name(param)} {value} is a directory; {self.expect}")
+        return str(value)
+
+
+THREADS = CheckedInt(check_threads)
+SEED = CheckedInt(check_seed)
+DEVICE = Device()
+CHECKPOINT_FILE = FilePath("give a checkpoint file (.pth or .safetensors)")
+OUTPUT_FILE = FilePath("give the path of a file to write")
+
+
+def threads_help(what: str) -> str:
+    return f"{what} (1..{max_threads()}: at most 4 per core)"
 
 
 def model_options(f):
     f = click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
                      help="Model preset. With --checkpoint: the config the checkpoint must have. "
                           "Alone: that architecture with random weights.")(f)
-    f = click.option("--vae", "vae_path", type=click.Path(dir_okay=False), default=None,
+    f = click.option("--vae", "vae_path", type=CHECKPOINT_FILE, default=None,
                      help="VQVAE checkpoint (.pth or .safetensors).")(f)
-    f = click.option("--checkpoint", "var_path", type=click.Path(dir_okay=False), default=None,
+    f = click.option("--checkpoint", "var_path", type=CHECKPOINT_FILE, default=None,
                      help="VAR checkpoint (.pth or .safetensors). Default: the bundled reference model.")(f)
     return f

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from nova_deploy.atomic_write import ensure_dir, write_bytes_atomic
 from nova_deploy.engines.builder import build_plan
 from nova_deploy.engines.cache_key import BuildOptions, engine_key, key_fields
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.engines.library import Library
 from nova_deploy.engines.profiles import check_max_batch, narrow_to_batch, profile_to_json
-from nova_deploy.engines.store import PLAN_SUFFIX, engines_dir, plan_problem, read_sidecar, write_atomic, write_plan
+from nova_deploy.engines.store import PLAN_SUFFIX, engines_dir, plan_problem, read_sidecar, write_plan
 from nova_deploy.engines.targets import Target
 from nova_deploy.engines.weight_inputs import lift_weights, shared_weight_keys, weight_profile
 from nova_deploy.errors import InvalidArgument
@@ -90,7 +91,7 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
     for target, g in bar:
         bar.set_postfix_str(f"{target.name}/{g.name}")
         out_dir = engines_dir(export_path, library.name, target.name)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out_dir)
         plan = out_dir / f"{g.name}{PLAN_SUFFIX}"
         model, lifted = lifted_graphs[g.name]
         profile = {**narrow_to_batch(g, max_batch).profile(), **weight_profile(lifted)}
@@ -112,7 +113,7 @@ def build_engines(export_path, library: Library, targets: Sequence[Target], opti
             "build_seconds": round(built.seconds, 3), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         results.append(EngineResult(g.name, target.name, plan, True, built.seconds, len(built.data), reason))
     if options.timing_cache is not None and cache_blob:
-        write_atomic(Path(options.timing_cache), cache_blob)
+        write_bytes_atomic(Path(options.timing_cache), cache_blob)
     return results
 
 

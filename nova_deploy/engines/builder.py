@@ -4,8 +4,16 @@
     one optimization profile from the spec            # min/opt/max of every dynamic input
     config: target, optimization level, timing cache
     builder.build_serialized_network(network, config)
+
+Ctrl-C: TensorRT calls back into Python (logger, progress monitor) on the building thread, and an
+exception raised there is caught and logged by TensorRT, which then carries on. So while a plan is
+parsed and built, SIGINT only records the request; the progress monitor then cancels the build
+at its next step, and KeyboardInterrupt is raised once the builder has returned, with no plan.
 """
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +52,47 @@ def _logger(library: Library):
     return Collecting()
 
 
+def _cancelling_monitor(library: Library, interrupted: threading.Event):
+    """A progress monitor that cancels the build once interrupted is set; None where the library
+    has no IProgressMonitor (the build then runs to its end before the interrupt is raised)."""
+    trt = library.trt
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+
+    class Cancelling(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            pass
+
+        def step_complete(self, phase_name, step):
+            return not interrupted.is_set()
+
+        def phase_finish(self, phase_name):
+            pass
+
+    return Cancelling()
+
+
+@contextmanager
+def deferred_interrupt():
+    """Within the block SIGINT sets the yielded event instead of raising inside TensorRT's
+    callbacks; KeyboardInterrupt is raised when the block ends. Outside the main thread (where
+    signal handlers cannot be set) the event is never set."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
+
+
 def network_summary(network) -> dict:
     """Layers by type and by the dtype of their first output: a strongly typed network runs each
     layer in the precision of the graph, so these are the precisions the engine computes in."""
@@ -60,6 +109,15 @@ def build_plan(library: Library, onnx_path: Path, profile: Profile, target: Targ
                timing_cache: Optional[bytes] = None, what: str = "", model: Optional[bytes] = None) -> BuiltPlan:
     """model: the graph serialized (e.g. with its shared weights lifted to inputs) to parse instead
     of the file; onnx_path still locates the external weights it references."""
+    with deferred_interrupt() as interrupted:
+        # None only when interrupted, and deferred_interrupt then raises KeyboardInterrupt
+        return _build(library, onnx_path, profile, target, opt_level, timing_cache, what, model, interrupted)
+
+
+def _build(library: Library, onnx_path: Path, profile: Profile, target: Target, opt_level: int,
+           timing_cache: Optional[bytes], what: str, model: Optional[bytes],
+           interrupted: threading.Event) -> Optional[BuiltPlan]:
+    """The plan, or None when interrupted."""
     trt = library.trt
     what = what or Path(onnx_path).stem
     logger = _logger(library)
@@ -82,9 +140,16 @@ def build_plan(library: Library, onnx_path: Path, profile: Profile, target: Targ
         shapes.set_shape(name, lo, opt, hi)
     config.add_optimization_profile(shapes)
     cache = library.set_timing_cache(config, timing_cache or b"")
+    monitor = _cancelling_monitor(library, interrupted)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    if interrupted.is_set():
+        return None
     t0 = time.perf_counter()
     plan = builder.build_serialized_network(network, config)
     seconds = time.perf_counter() - t0
+    if interrupted.is_set():
+        return None
     if plan is None:
         raise EngineError(_build_failure(library, what, target, logger.errors))
     return BuiltPlan(bytes(plan), seconds, network_summary(network),

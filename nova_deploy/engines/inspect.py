@@ -34,6 +34,9 @@ def inspect_plan(plan: Path) -> List[str]:
     problem = plan_problem(plan, sidecar)
     if sidecar is None:
         return [f"{plan}: {problem}; rebuild with `nova-deploy build-engines`"]
+    missing = sidecar_gaps(sidecar)
+    if missing:
+        return [f"{plan}: NOT USABLE: its sidecar lacks {', '.join(missing)}; rebuild with `nova-deploy build-engines`"]
     f = sidecar["fields"]
     lines = [f"{plan}: graph {sidecar['graph']}, {_mb(sidecar['plan_bytes'])}, built in {sidecar['build_seconds']} s",
              f"  cache key {sidecar['key'][:16]}  ({'intact' if problem is None else 'NOT USABLE: ' + problem})",
@@ -47,6 +50,24 @@ def inspect_plan(plan: Path) -> List[str]:
     lines.append("  layer types: " + ", ".join(f"{k} {v}" for k, v in net["by_type"].items()))
     lines += _engine_lines(plan, f["library"])
     return lines
+
+
+SIDECAR_SHOWN = {"graph": str, "plan_bytes": int, "build_seconds": (int, float), "key": str, "fields": dict,
+                 "profile": dict, "network": dict}
+FIELDS_SHOWN = ("library", "library_version", "target", "options", "onnx_sha256", "weights_sha256")
+NETWORK_SHOWN = ("layers", "by_output_dtype", "by_type")
+
+
+def sidecar_gaps(sidecar: dict) -> List[str]:
+    """What inspect_plan shows that the sidecar does not hold (or holds as the wrong type)."""
+    gaps = [k for k, kind in SIDECAR_SHOWN.items() if not isinstance(sidecar.get(k), kind)]
+    for name, keys in (("fields", FIELDS_SHOWN), ("network", NETWORK_SHOWN)):
+        if isinstance(sidecar.get(name), dict):
+            gaps += [f"{name}.{k}" for k in keys if k not in sidecar[name]]
+    if isinstance(sidecar.get("profile"), dict):
+        gaps += [f"profile.{n}" for n, r in sidecar["profile"].items()
+                 if not (isinstance(r, dict) and {"min", "opt", "max"} <= set(r))]
+    return gaps
 
 
 def _engine_lines(plan: Path, library_name: str) -> List[str]:
@@ -77,7 +98,7 @@ def inspect_dir(path: Path) -> List[str]:
         problem = plan_problem(plan, sidecar)
         size = plan.stat().st_size
         total += size
-        key = sidecar["key"][:12] if sidecar else "-"
+        key = str(sidecar["key"])[:12] if sidecar else "-"
         for w in (sidecar or {}).get("weight_inputs", []):
             shared[(plan.parent.name, w["offset"], w["length"])] = w["length"]
         seconds = sidecar.get("build_seconds", "-") if sidecar else "-"

@@ -5,11 +5,10 @@ holds the plan's sha256 and size. A plan without a sidecar, with a sidecar of an
 bytes differ from the sidecar (partial write, corruption, replaced file) is never deserialized.
 """
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Optional
 
+from nova_deploy.atomic_write import write_bytes_atomic, write_json_atomic
 from nova_deploy.engines.cache_key import KEY_FIELDS, engine_key
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.export.onnx_io import sha256_file
@@ -26,28 +25,12 @@ def sidecar_path(plan: Path) -> Path:
     return Path(plan).with_suffix(SIDECAR_SUFFIX)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """path holds either its old content or all of data, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_plan(plan: Path, data: bytes, sidecar: dict) -> None:
     import hashlib
 
     sidecar = dict(sidecar, plan_sha256=hashlib.sha256(data).hexdigest(), plan_bytes=len(data))
-    write_atomic(plan, data)
-    write_atomic(sidecar_path(plan), (json.dumps(sidecar, indent=1) + "\n").encode())
+    write_bytes_atomic(plan, data)
+    write_json_atomic(sidecar_path(plan), sidecar)
 
 
 def read_sidecar(plan: Path) -> Optional[dict]:

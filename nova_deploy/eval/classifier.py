@@ -5,7 +5,6 @@ asked for) and a Fréchet distance on its 128-d penultimate features ("FID_feat"
 features mean little on 32px synthetic shapes).
 """
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.checkpoint import META_CONFIG, META_KIND, check_fits, read_state_dict, save_safetensors
 from nova_deploy.data.shapes import CLASS_NAMES, NUM_CLASSES, ShapesDataset, data_fingerprint
 from nova_deploy.errors import CheckpointError, require
@@ -132,9 +132,7 @@ def train_classifier(out_path, seed: int = 0, steps: int = 700, batch: int = 64,
     }
     save_safetensors(model, cfg, KIND, out_path, extra_meta={META_DATA: fingerprint})
     card_path = out_path.with_suffix(".json")
-    tmp = card_path.with_name(card_path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_path)
+    write_json_atomic(card_path, card, indent=2)
     return card
 
 

@@ -1,10 +1,9 @@
 """An EvalReport as a terminal table, JSON and a PNG (sample grid beside the entropy curve)."""
-import os
 from pathlib import Path
 from typing import List
 
+from nova_deploy.atomic_write import require_parent_dir, write_atomic
 from nova_deploy.data import CLASS_NAMES, data_fingerprint
-from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import IMAGE_SIZE
 
 
@@ -64,9 +63,7 @@ def eval_png(images_B3HW, reports: List, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise InvalidArgument(f"output directory {path.parent} does not exist")
+    path = require_parent_dir(path)
     B, _, H, W = images_B3HW.shape
     ncol = 10
     nrow = (B + ncol - 1) // ncol
@@ -80,8 +77,7 @@ def eval_png(images_B3HW, reports: List, path) -> Path:
     ax_e.set(xlabel="scale", ylabel="mean token entropy / log V", title="entropy per scale")
     ax_e.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(fig)

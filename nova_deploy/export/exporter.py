@@ -7,12 +7,10 @@
     manifest.json, then rename into place  # --out only ever holds a complete, valid export
 
 A failed validation leaves its graphs in `<out>.failed/` (manifest "valid": false) for
-inspection, never in --out.
+inspection, never in --out. How --out is replaced, and what of it is kept: out_dir.py.
 """
-import os
 import resource
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +25,12 @@ from nova_deploy.export.manifest import (CODEBOOK, MANIFEST, build_manifest, mod
                                          spec_from_manifest, write_manifest)
 from nova_deploy.export.onnx_io import (WEIGHTS_FILE, GraphWriter, dummy_inputs, export_graph, file_size,
                                         sha256_file, trace_sizes)
+from nova_deploy.export.out_dir import (OWNER_MARKER, check_out_dir, make_partial_dir, put_in_place, remove_failed,
+                                        set_aside_failed, write_failure)
 from nova_deploy.export.precision import check_representable, to_precision
 from nova_deploy.export.spec import DEFAULT_OPSET, ExportSpec, PruneRange, build_spec
 from nova_deploy.export.validate import Failure, ValidationReport, validate_export
+from nova_deploy.memory_estimate import generation_bytes, require_memory
 from nova_deploy.model_source import ModelSource
 from nova_deploy.models.presets import VARConfig, VQVAEConfig
 from nova_deploy.models.quantizer import PhiPartiallyShared, PhiShared
@@ -75,52 +76,6 @@ def source_record(src: ModelSource) -> dict:
     return {"kind": "preset", "preset": src.preset, "seed": 0}
 
 
-# ---------------------------------------------------------------------------------- directory handling
-def check_out_dir(out: Path, fingerprint: str) -> None:
-    """Refuse an --out that holds something other than an export of this very model."""
-    if out.exists() and not out.is_dir():
-        raise InvalidArgument(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MANIFEST).is_file():
-            raise InvalidArgument(f"--out {out} is not empty and holds no {MANIFEST}: not an export directory; "
-                                  f"refusing to overwrite it (choose an empty or new directory)")
-        theirs = read_manifest(out).get("model", {})
-        if theirs.get("fingerprint") != fingerprint:
-            raise InvalidArgument(
-                f"--out {out} holds the export of a different model ({theirs.get('description', 'unknown')}, "
-                f"fingerprint {str(theirs.get('fingerprint'))[:12]}; this model: {fingerprint[:12]}); "
-                f"choose another --out or remove it")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InvalidArgument(f"cannot create the parent directory of --out {out}: {e.strerror or e}") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidArgument(f"cannot write to {parent}: permission denied")
-
-
-def _temp_dir(out: Path) -> Path:
-    """A hidden sibling of out (same filesystem, so the final rename is atomic)."""
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    except OSError as e:
-        raise InvalidArgument(f"cannot write to {out.parent}: {e.strerror or e}") from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the export is an ordinary directory
-    return tmp
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "export")
-    os.rename(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------------- export
 def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int = 8, opset: int = DEFAULT_OPSET,
                  prune: PruneRange = PruneRange(), threads: Optional[int] = None,
@@ -138,15 +93,18 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
     var_cfg, vae_cfg = configs_of(var, vae)
     spec = build_spec(var_cfg, vae_cfg, precision=precision, max_batch=max_batch, prune=prune, opset=opset)
     check_representable(var, precision)
+    require_memory(generation_bytes(max_batch, var_cfg.depth, var_cfg.embed_dim, var_cfg.patch_nums, vae_cfg.vocab_size,
+                                    vae_cfg.ch, vae_cfg.ch_mult, var_cfg.mlp_ratio),
+                   f"--max-batch {max_batch}: validating the export at that batch", "lower --max-batch")
     fingerprint = model_fingerprint(var, vae)
-    check_out_dir(out, fingerprint)
+    check_out_dir(out, fingerprint, [g.file for g in spec.graphs] + [WEIGHTS_FILE, CODEBOOK])
     if not force:
         existing = up_to_date_export(out, fingerprint, spec)
         if existing is not None:
             return ExportResult(out, existing, None, time.perf_counter() - t0, _peak_rss_mb(), reused=True)
     threads = threads or torch.get_num_threads()
 
-    tmp = _temp_dir(out)
+    tmp = make_partial_dir(out)
     try:
         lp = to_precision(var, precision)
         writer = GraphWriter(tmp)
@@ -163,24 +121,27 @@ def export_model(src: ModelSource, out, precision: str = "fp32", max_batch: int 
             writer.close()
         del lp
         trace_peak = _peak_rss_mb()
-        np.save(tmp / CODEBOOK, vae.quantize.embedding.weight.detach().float().cpu().numpy())
+        with open(tmp / CODEBOOK, "wb") as f:
+            np.save(f, vae.quantize.embedding.weight.detach().float().cpu().numpy())
 
         report = validate_export(tmp, spec, var, vae, threads=threads, progress=progress)
         files = {p.name: {"sha256": sha256_file(p), "bytes": file_size(p)}
-                 for p in sorted(tmp.iterdir()) if p.is_file()}
+                 for p in sorted(tmp.iterdir()) if p.is_file() and p.name != OWNER_MARKER}
         manifest = build_manifest(
             spec_json=spec.to_json(), valid=report.passed, fingerprint=fingerprint, source=source_record(src),
             description=src.description, var_config=var_cfg, vqvae_config=vae_cfg, files=files,
             weights=weights_summary(spec, var, vae, writer, files), validation=report.to_json())
         write_manifest(tmp, manifest)
         if not report.passed:
-            failed = out.with_name(out.name + ".failed")
-            shutil.rmtree(failed, ignore_errors=True)
-            os.rename(tmp, failed)
+            failed = set_aside_failed(tmp, out)
             report.raise_if_failed(f"the graphs are kept in {failed} for inspection; {out} is unchanged")
-        _move_into_place(tmp, out)
-    except BaseException:
+        put_in_place(tmp, out)
+        remove_failed(out)
+    except OSError as e:  # a full disk, a file-size limit, a directory made read-only meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
+        raise write_failure(out, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a no-op once it became <out>.failed or out
         raise
     return ExportResult(out, manifest, report, time.perf_counter() - t0, _peak_rss_mb(), trace_peak_rss_mb=trace_peak)
 

@@ -1,9 +1,8 @@
 """Plots of NOVA's decisions: entropy curves with the activation scale, and the scale ratios."""
-import os
 from pathlib import Path
 from typing import List
 
-from nova_deploy.errors import InvalidArgument
+from nova_deploy.atomic_write import require_parent_dir, write_atomic
 
 
 def plot_trace(trace: List[dict], path) -> Path:
@@ -12,9 +11,7 @@ def plot_trace(trace: List[dict], path) -> Path:
     matplotlib.use("Agg")  # headless; no display on servers
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    if not path.parent.exists():
-        raise InvalidArgument(f"output directory {path.parent} does not exist")
+    path = require_parent_dir(path)
     fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(10, 3.6))
     for b, img in enumerate(trace):
         line, = ax_e.plot(img["entropy_curve"], marker="o", label=f"image {b}")
@@ -27,8 +24,7 @@ def plot_trace(trace: List[dict], path) -> Path:
     if len(trace) <= 8:
         ax_e.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)

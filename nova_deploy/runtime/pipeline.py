@@ -26,6 +26,7 @@ from nova_deploy.errors import require
 from nova_deploy.generation.inputs import make_generator, resolve_labels
 from nova_deploy.generation.loop import generate as run_generation
 from nova_deploy.nova.policy import Policy, parse_policy
+from nova_deploy.request_checks import check_runtime_request
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.buffers import GenerationBuffers
@@ -95,6 +96,7 @@ class Pipeline:
     def generate(self, labels: Union[Sequence[int], torch.Tensor], seed: Optional[int] = None, cfg: float = 1.5,
                  top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False,
                  policy: Union[str, Policy] = "none", want_trace: bool = False) -> RuntimeResult:
+        check_runtime_request(self.spec, labels, seed, top_k)
         params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
         policy = parse_policy(policy) if isinstance(policy, str) else policy
         check_policy_fits(policy, self.spec)

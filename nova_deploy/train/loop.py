@@ -1,13 +1,13 @@
 """Pieces shared by the trainers: resumable checkpoints, JSONL loss logs, the LR schedule."""
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Optional
 
 import torch
 
+from nova_deploy.atomic_write import append_line, write_atomic
 from nova_deploy.errors import InvalidArgument
 
 
@@ -23,9 +23,7 @@ def save_training_state(path: Path, model, opt, step: int, total_steps: int, ext
     total_steps: the length of the LR schedule, which a resume must keep."""
     state = {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "total_steps": total_steps,
              "torch_rng": torch.get_rng_state(), "extra": extra or {}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def check_same_schedule(path: Path, state: dict, total_steps: int) -> None:
@@ -68,5 +66,4 @@ class LossLog:
 
     def write(self, **fields) -> None:
         fields["wall_s"] = round(time.time() - self.t0, 2)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(fields) + "\n")
+        append_line(self.path, json.dumps(fields))

@@ -11,7 +11,6 @@ step var_all_threads_from on, the VAR runs on every thread. The summary names th
 already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
 run that computed them).
 """
-import json
 import multiprocessing
 import os
 import platform
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nova_deploy.atomic_write import ensure_dir, write_json_atomic
 from nova_deploy.checkpoint import save_safetensors
 from nova_deploy.data import data_fingerprint
 from nova_deploy.machine import cpu_name
@@ -65,7 +65,7 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM,
                     var_deterministic: bool = recipe.VAR_DETERMINISTIC) -> dict:
     torch.set_num_threads(threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     preset = get_preset(preset_name)
     timings = {}
     complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
@@ -130,5 +130,5 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
                "stages_found_complete": [st for st in STAGES if complete[st]],
                "run_s": round(run_time_s(timings, decoder_beside), 1), "machine": machine_description()}
-    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(out_dir / "train_summary.json", summary)
     return summary

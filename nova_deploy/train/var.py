@@ -3,7 +3,6 @@
 Encoding once (instead of every step) makes each VAR step cost only the transformer; with a
 fixed training set the run is a function of the seed, which makes it reproducible and resumable.
 """
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm import tqdm
 
+from nova_deploy.atomic_write import write_atomic
 from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_var
 from nova_deploy.models.presets import VARConfig
@@ -44,9 +44,8 @@ def encode_dataset(vae, out_path: Path, seed: int, n_images: int, batch: int = 6
         img, lab = data.batch(start, min(batch, n_images - start))
         tokens.append(torch.cat(vae.img_to_idxBl(img), dim=1).to(torch.int16))
         labels.append(lab)
-    tmp = out_path.with_suffix(".tmp")
-    torch.save({"tokens": torch.cat(tokens), "labels": torch.cat(labels)}, tmp)
-    os.replace(tmp, out_path)
+    encoded = {"tokens": torch.cat(tokens), "labels": torch.cat(labels)}
+    write_atomic(out_path, lambda tmp: torch.save(encoded, tmp))
     return out_path
 
 

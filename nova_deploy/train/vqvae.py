@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from nova_deploy.atomic_write import ensure_dir
 from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import VQVAEConfig
@@ -43,7 +44,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
 
     lr 3e-4: in 200-step probes of the plain autoencoder at 32px, 3e-4 reached 15.5 dB where 1e-3
     and 2e-3 stalled at 12.5 and 11 dB (the official blocks train slowly at high rates here)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir)
     torch.manual_seed(seed)
     # channels-last: a joint step 10-15 % cheaper on these CPUs (tools/model_card_notes.md, model v7)
     vae = build_vqvae(cfg, test_mode=False).train().to(memory_format=torch.channels_last)

@@ -139,18 +139,22 @@ def test_validate_refuses_another_model(tiny_export):
 def test_export_is_deterministic_and_replaces_its_own_export(tiny_export, tmp_path):
     """The CLI exports the same model into a directory holding a copy of its first export: nothing
     to do while the copy is intact; once a file changed, the copy is replaced (nothing temporary
-    or old left) by graphs and weights byte-identical to the first export."""
+    or old left) by graphs and weights byte-identical to the first export, and what the export did
+    not write (a user's file, build-engines' engines/) is still there."""
     again = tmp_path / "again"
     shutil.copytree(tiny_export.out_dir, again)
     (again / "marker").write_text("only in the old export")
-    before = {p.name: p.stat().st_ino for p in again.iterdir()}
+    (again / "engines" / "tensorrt-rtx-sm89").mkdir(parents=True)
+    (again / "engines" / "tensorrt-rtx-sm89" / "cond.plan").write_bytes(b"a plan")
+    before = {p.name: p.stat().st_ino for p in again.iterdir() if p.name in tiny_export.manifest["files"]}
     r = run_cli("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
     assert r.exit_code == 0 and "is up to date" in r.output, r.output  # the copy is this very export
     (again / "cond.onnx").write_bytes(b"changed")  # ... until a file differs: then it is exported again
     r = run_cli("export", "--preset", "tiny", "--out", again, "--max-batch", 2)
     assert r.exit_code == 0, r.output
     assert "wrote" in r.output and "weights.bin" in r.output
-    assert not (again / "marker").exists()  # replaced as a whole, not written over
+    assert (again / "marker").read_text() == "only in the old export"  # not the export's: kept
+    assert (again / "engines" / "tensorrt-rtx-sm89" / "cond.plan").read_bytes() == b"a plan"
     assert all((again / n).stat().st_ino != ino for n, ino in before.items() if (again / n).exists())
     for name, entry in tiny_export.manifest["files"].items():
         assert (again / name).read_bytes() == (tiny_export.out_dir / name).read_bytes(), name

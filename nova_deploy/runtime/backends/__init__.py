@@ -2,6 +2,9 @@
 import importlib
 from typing import Optional
 
+import torch
+
+from nova_deploy.bounds import check_threads, parse_device
 from nova_deploy.errors import BackendUnavailable, InvalidArgument
 
 BACKENDS = {
@@ -23,6 +26,8 @@ def backend_class(name: str):
 
 def open_backend(name: str, export, device="cpu", threads: Optional[int] = None):
     """An activated backend for an ExportDir; BackendUnavailable when its library or device is missing."""
-    backend = backend_class(name)(export, device, threads)
+    if not isinstance(device, torch.device):
+        device = parse_device(device)
+    backend = backend_class(name)(export, device, check_threads(threads))
     backend.activate()
     return backend
