@@ -18,8 +18,6 @@ from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.sampling import SamplingParams
 
-MEMORY_MODES = ("all", "dense", "off")  # probe every configuration, only dense ones, none
-
 
 @dataclass
 class BenchOptions:
@@ -177,7 +175,7 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
         t0 = time.perf_counter()
         runners[name] = open_runner(name, export, opt.device, opt.threads)
         log(f"opened {name} in {time.perf_counter() - t0:.1f} s")
-    results = {c: ConfigResult(c, _policy_text(policies[c.policy]), []) for c in configs}
+    results = {c: ConfigResult(c, policies[c.policy].to_text(), []) for c in configs}
     order = []
     steps = interleaved(configs, opt.warmup, opt.repeat)
     for i, step in enumerate(steps):
@@ -213,9 +211,3 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
                        is_reference_model=reference_model, num_scales=spec.num_scales, order=order, results=out,
                        nova_ratios=ratios, quality=quality, seconds=time.perf_counter() - t_start,
                        load_average=loads)
-
-
-def _policy_text(policy: Policy) -> str:
-    if policy.name == "fixed":
-        return "fixed:" + ",".join(f"{r:g}" for r in policy.config.scale_ratios)
-    return policy.name
