@@ -8,7 +8,6 @@ from tqdm import tqdm
 
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
-from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png, write_json_atomic
@@ -20,7 +19,7 @@ from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 
 
-@cli.command()
+@click.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 def info(checkpoint):
     """Preset, parameters, scales and tokens per scale of a VAR or VQVAE checkpoint."""
@@ -45,7 +44,7 @@ def info(checkpoint):
         raise CheckpointError(f"{checkpoint}: neither a VAR nor a VQVAE checkpoint")
 
 
-@cli.command("convert-checkpoint")
+@click.command("convert-checkpoint")
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
 def convert_checkpoint_cmd(src, dst):
@@ -56,7 +55,7 @@ def convert_checkpoint_cmd(src, dst):
     click.echo(f"wrote {dst} ({kind.upper()})")
 
 
-@cli.command("generate")
+@click.command("generate")
 @model_options
 @click.option("--class", "classes", type=int, multiple=True, help="Class id of an image; repeat for several. "
               "Default: one image per class, up to 8.")
