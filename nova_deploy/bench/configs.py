@@ -71,7 +71,7 @@ def parse_runners(values: Sequence[str]) -> List[str]:
         raise InvalidArgument(f"--backends names no backend; valid: {', '.join(RUNTIME_RUNNERS)}")
     for n in names:
         if n not in RUNTIME_RUNNERS:
-            hint = f" (the reference sampler is added by --reference)" if n == REFERENCE else ""
+            hint = " (the reference sampler is added by --reference)" if n == REFERENCE else ""
             raise InvalidArgument(f"unknown backend {n!r}; valid: {', '.join(RUNTIME_RUNNERS)}{hint}")
     return names
 

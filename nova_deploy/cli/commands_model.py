@@ -3,7 +3,6 @@ import resource
 import time
 
 import click
-import torch
 from tqdm import tqdm
 
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,

@@ -39,10 +39,6 @@ class Library:
     def is_rtx(self) -> bool:
         return self.name == "tensorrt-rtx"
 
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
-
     def create_network(self, builder):
         flags = 0
         strongly_typed = getattr(self.trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
