@@ -59,10 +59,7 @@ def eval_record(model: str, seconds: float, options: dict, reconstruction: dict,
 
 
 def eval_png(images_B3HW, reports: List, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no display needed, matplotlib's backend left as it was
 
     path = Path(path)
     if not path.parent.exists():
@@ -71,7 +68,8 @@ def eval_png(images_B3HW, reports: List, path) -> Path:
     ncol = 10
     nrow = (B + ncol - 1) // ncol
     grid = images_B3HW.clamp(0, 1).reshape(nrow, ncol, 3, H, W).permute(0, 3, 1, 4, 2).reshape(nrow * H, ncol * W, 3)
-    fig, (ax_img, ax_e) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig = Figure(figsize=(12, 4.2))
+    ax_img, ax_e = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     ax_img.imshow(grid.cpu().numpy())
     ax_img.set_axis_off()
     ax_img.set_title("samples (columns: classes 0..9)")
@@ -82,6 +80,5 @@ def eval_png(images_B3HW, reports: List, path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
     return path

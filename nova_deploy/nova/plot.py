@@ -7,15 +7,14 @@ from nova_deploy.errors import InvalidArgument
 
 
 def plot_trace(trace: List[dict], path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless; no display on servers
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: it needs no display and leaves matplotlib's backend as it was
+    from matplotlib.figure import Figure
 
     path = Path(path)
     if not path.parent.exists():
         raise InvalidArgument(f"output directory {path.parent} does not exist")
-    fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax_e, ax_r = fig.subplots(1, 2)
     for b, img in enumerate(trace):
         line, = ax_e.plot(img["entropy_curve"], marker="o", label=f"image {b}")
         a = img.get("activation_scale")
@@ -29,6 +28,5 @@ def plot_trace(trace: List[dict], path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp")
     fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
