@@ -3,10 +3,10 @@
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
 it stopped; with the same seed and thread count the result is the same model (the VAR stage runs on
 torch's deterministic kernels: without them its compiled backward sums in a thread-dependent
-order; notes, v8 and v9). With two threads or more, the decoder refinement runs in a second
-process beside the encoding and the first VAR steps, each side on half the threads: it needs only
-the VQVAE state, and two one-thread jobs get more work done than one two-thread job on a 2-core
-CPU (1.3x on the machines of models v7 and v8, 1.06x on v9's; tools/model_card_notes.md). From
+order). With two threads or more, the decoder refinement runs in a second process beside the
+encoding and the first VAR steps, each side on half the threads: it needs only the VQVAE state,
+and on a 2-core CPU two one-thread jobs get more work done than one two-thread job (1.06x to 1.33x
+on the machines measured; tools/model_card_notes.md). From
 step var_all_threads_from on, the VAR runs on every thread. The summary names the stages found
 already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
 run that computed them).
