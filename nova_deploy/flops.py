@@ -17,10 +17,6 @@ def layer_flops(rows: int, kept: int, prefix: int, C: int, mlp_ratio: float = 4.
     return rows * per_row
 
 
-def head_flops(rows: int, tokens: int, C: int, V: int) -> int:
-    return rows * 2 * tokens * C * V
-
-
 def transformer_flops(kept_SN: Sequence[Sequence[int]], rows: int, C: int, mlp_ratio: float = 4.0) -> int:
     """All blocks over all scales given kept[s][l]; each layer's prefix grows by what it kept."""
     depth = len(kept_SN[0])

@@ -2,7 +2,7 @@
 or the reference model bundled with the package (the default)."""
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 from nova_deploy.checkpoint import load_models
 from nova_deploy.errors import InvalidArgument

@@ -67,12 +67,10 @@ def choose_default(rows) -> dict:
 def plot(rows, path: Path, speed: bool = True):
     """FID_feat, accuracy and PSNR to dense against FLOP reduction; with speed, FID_feat against
     wall-time speedup too (leave it out for runs on a machine shared with other jobs)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: no display needed, matplotlib's backend left as it was
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 4 if speed else 3, figsize=(18 if speed else 14, 4))
+    fig = Figure(figsize=(18 if speed else 14, 4))
+    axes = fig.subplots(1, 4 if speed else 3)
     for family, marker in (("nova b", "o"), ("nova-dist", "^"), ("fastvar", "s"), ("dense", "*")):
         sel = [r for r in rows if r["name"].startswith(family)]
         if not sel:

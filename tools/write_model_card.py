@@ -101,7 +101,7 @@ def var_and_decoder_threads(summary: dict, beside: bool) -> tuple:
 
 
 def machine_phrase(summary: dict) -> str:
-    """The CPU the stage times were measured on; summaries before model v10 did not record it."""
+    """The CPU the stage times were measured on; a summary without a machine record says only "2-core CPU"."""
     m = summary.get("machine")
     if m is None:
         return "2-core CPU"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.nova.policy import parse_policy
+from nova_deploy.nova.policy import parse_policy, valid_forms
 
 REFERENCE = "torch-reference"
 # runner name -> (backend name, keyword arguments of the backend class)
@@ -23,8 +23,7 @@ RUNTIME_RUNNERS: Dict[str, Tuple[str, dict]] = {
     "onnxruntime-prepack": ("onnxruntime", {"share_prepacked": False}),
     "tensorrt": ("tensorrt", {}),
 }
-RUNNERS = tuple(RUNTIME_RUNNERS) + (REFERENCE,)
-NOVA_FIXED = "fixed:nova-ref"  # resolved by nova_ratios.nova_fixed_policy
+NOVA_FIXED = "fixed:nova-ref"  # resolved by nova_ratios.nova_reference_ratios
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,7 @@ def parse_runners(values: Sequence[str]) -> List[str]:
         raise InvalidArgument(f"--backends names no backend; valid: {', '.join(RUNTIME_RUNNERS)}")
     for n in names:
         if n not in RUNTIME_RUNNERS:
-            hint = f" (the reference sampler is added by --reference)" if n == REFERENCE else ""
+            hint = " (the reference sampler is added by --reference)" if n == REFERENCE else ""
             raise InvalidArgument(f"unknown backend {n!r}; valid: {', '.join(RUNTIME_RUNNERS)}{hint}")
     return names
 
@@ -81,10 +80,10 @@ def parse_policies(values: Sequence[str]) -> List[str]:
     """Checks each policy's syntax now (the scale count is checked once the model is known)."""
     texts = split_list(values)
     if not texts:
-        raise InvalidArgument("--policies names no policy; valid: none, nova, fastvar, fixed:R0,R1,..., " + NOVA_FIXED)
+        raise InvalidArgument(f"--policies names no policy; valid: {valid_forms(also_valid=(NOVA_FIXED,))}")
     for text in texts:
         if text != NOVA_FIXED:
-            parse_policy(text)
+            parse_policy(text, also_valid=(NOVA_FIXED,))
     return texts
 
 

@@ -17,7 +17,7 @@ from typing import List, Sequence
 
 import torch
 
-from nova_deploy.nova.policy import Policy, make_policy, parse_policy
+from nova_deploy.nova.policy import make_policy
 from nova_deploy.sampling import SamplingParams
 
 
@@ -67,7 +67,3 @@ def nova_reference_ratios(num_scales: int, samples: int = 20, batch: int = 10, s
     mean = [round(r, 3) for r in mean]
     return NovaRatios(reference_ratios=mean, mapped_ratios=map_from_end(mean, num_scales), samples=samples,
                       reference_flop_reduction=sum(reductions) / samples)
-
-
-def nova_fixed_policy(num_scales: int, **kwargs) -> Policy:
-    return parse_policy(nova_reference_ratios(num_scales, **kwargs).fixed)

@@ -175,27 +175,25 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
 
 
 # ---------------------------------------------------------------- plots
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+def _figure(**kwargs):
+    """A Figure of its own, not pyplot's: it needs no display and leaves matplotlib's backend as it was."""
+    from matplotlib.figure import Figure
 
-    try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    return Figure(**kwargs)
+
+
+def _save(fig, path: Path) -> None:
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def speed_png(result, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rs = result.results
     labels = [r.config.label for r in rs]
     per_img = lambda key: [r.stats[key].median / r.config.batch for r in rs]  # noqa: E731
     tr, dec = per_img("transformer_s"), per_img("decoder_s")
     rest = [max(0.0, r.s_per_image - a - b) for r, a, b in zip(rs, tr, dec)]
-    fig, ax = plt.subplots(figsize=(9, 0.35 * len(rs) + 1.5))
+    fig = _figure(figsize=(9, 0.35 * len(rs) + 1.5))
+    ax = fig.subplots()
     y = range(len(rs))
     ax.barh(y, tr, label="transformer (scale graphs)")
     ax.barh(y, dec, left=tr, label="decoder")
@@ -210,13 +208,9 @@ def speed_png(result, path: Path) -> None:
 
 
 def quality_png(result, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runner = next(iter(result.quality.values())).runner
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(figsize=(10, 4))
+    a1, a2 = fig.subplots(1, 2)
     for b in result.options.batches:
         for label, q in result.quality.items():
             r = result.find(runner, label, b)

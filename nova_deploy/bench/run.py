@@ -4,8 +4,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-import torch
-
 from nova_deploy.bench.configs import NOVA_FIXED, Config, build_configs
 from nova_deploy.bench.memory import Memory, probe
 from nova_deploy.bench.nova_ratios import NovaRatios, nova_reference_ratios
@@ -17,8 +15,7 @@ from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.sampling import SamplingParams
-
-MEMORY_MODES = ("all", "dense", "off")  # probe every configuration, only dense ones, none
+from nova_deploy.threads import torch_threads
 
 
 @dataclass
@@ -156,6 +153,13 @@ def load_average() -> List[float]:
 
 
 def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda s: None) -> BenchResult:
+    """opt.threads: torch's thread count during the run (the reference sampler and the torch backend
+    run on it); the caller's count is restored after it."""
+    with torch_threads(opt.threads or None):
+        return _run_bench(export_dir, opt, log)
+
+
+def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> BenchResult:
     from nova_deploy.runtime.export_dir import ExportDir
 
     t_start = time.perf_counter()
@@ -166,8 +170,6 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
         if not 1 <= b <= spec.max_batch:
             raise InvalidArgument(f"--batch {b}: this export takes 1..{spec.max_batch} images per call "
                                   f"(re-export with --max-batch {b} for more)")
-    if opt.threads:
-        torch.set_num_threads(opt.threads)
     policies, ratios = resolve_policies(opt.policies, spec, opt.params, opt.nova_samples, opt.seed)
     if ratios is not None:
         log(f"{NOVA_FIXED} = {ratios.fixed} (NOVA's mean ratios over {ratios.samples} reference-model samples)")
@@ -177,7 +179,7 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
         t0 = time.perf_counter()
         runners[name] = open_runner(name, export, opt.device, opt.threads)
         log(f"opened {name} in {time.perf_counter() - t0:.1f} s")
-    results = {c: ConfigResult(c, _policy_text(policies[c.policy]), []) for c in configs}
+    results = {c: ConfigResult(c, policies[c.policy].to_text(), []) for c in configs}
     order = []
     steps = interleaved(configs, opt.warmup, opt.repeat)
     for i, step in enumerate(steps):
@@ -213,9 +215,3 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
                        is_reference_model=reference_model, num_scales=spec.num_scales, order=order, results=out,
                        nova_ratios=ratios, quality=quality, seconds=time.perf_counter() - t_start,
                        load_average=loads)
-
-
-def _policy_text(policy: Policy) -> str:
-    if policy.name == "fixed":
-        return "fixed:" + ",".join(f"{r:g}" for r in policy.config.scale_ratios)
-    return policy.name

@@ -2,7 +2,7 @@
 least disturbed run), and the ratios between configurations."""
 import statistics
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from nova_deploy.errors import require
 
@@ -35,7 +35,3 @@ def per_scale_stats(samples_per_scale: List[List[float]]) -> List[Stat]:
     """samples_per_scale[run][scale] -> one Stat per scale."""
     return [stat(list(col)) for col in zip(*samples_per_scale)]
 
-
-def median_of(stats: Dict[str, Stat], key: str) -> Optional[float]:
-    s = stats.get(key)
-    return None if s is None else s.median

@@ -5,14 +5,13 @@ from pathlib import Path
 
 import click
 
-from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import DEVICE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 
 DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none,nova,fastvar", ("1", "8")
 
 
-@cli.command("bench")
+@click.command("bench")
 @click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
               help="Export directory to benchmark. With --checkpoint/--vae or --preset: where to export the "
                    "model first (reused when it already holds that export). Default: engines/bench-<model>.")

@@ -3,7 +3,6 @@ import sys
 
 import click
 
-from nova_deploy.cli.main import cli
 from nova_deploy.engines.library import LIBRARIES, default_library
 
 
@@ -14,7 +13,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-@cli.command("build-engines")
+@click.command("build-engines")
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @click.option("--library", type=click.Choice(sorted(LIBRARIES)), default=None,
               help="TensorRT library. Default: tensorrt-rtx where installed (builds without a GPU), else tensorrt.")
@@ -64,7 +63,7 @@ def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache
                f"{_mb(sum(r.plan_bytes for r in results))} of plans in {Path(export_dir) / 'engines'}")
 
 
-@cli.command("inspect")
+@click.command("inspect")
 @click.argument("path", type=click.Path(exists=True))
 def inspect_cmd(path):
     """Describe a TensorRT plan (cache key, library, target, profiles, layers and precisions, device

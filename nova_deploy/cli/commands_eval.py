@@ -7,7 +7,6 @@ import click
 import torch
 from tqdm import tqdm
 
-from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
@@ -34,7 +33,7 @@ def _writable_dir_for(path: str) -> None:
         raise InvalidArgument(f"cannot write {path}: directory {parent} is not writable") from None
 
 
-@cli.command("eval")
+@click.command("eval")
 @model_options
 @click.option("--policy", "policies", multiple=True, default=("none",), show_default=True,
               help="Policy to evaluate (repeatable): none | nova | fastvar | fixed:R0,R1,...")
@@ -83,7 +82,7 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
     click.echo(f"wrote {json_path} and {png_path}", err=True)
 
 
-@cli.command("train")
+@click.command("train")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--vqvae-steps", type=int, default=recipe.VQVAE_STEPS, show_default=True)
@@ -112,7 +111,7 @@ def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_step
     click.echo(f"wrote {out_dir}/var.safetensors and {out_dir}/vqvae.safetensors: {summary}")
 
 
-@cli.command("train-classifier")
+@click.command("train-classifier")
 @click.option("--out", "out_path", type=OUTPUT_FILE, default="classifier.safetensors", show_default=True,
               help="weights (safetensors); the card (json) is written beside it")
 @click.option("--seed", type=SEED, default=0, show_default=True)

@@ -1,7 +1,6 @@
 """Commands on exports: export (model -> validated per-scale ONNX graphs), validate (re-run the checks)."""
 import click
 
-from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import model_options
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.spec import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, PruneRange
@@ -12,7 +11,7 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.2f} MB"
 
 
-@cli.command("export")
+@click.command("export")
 @model_options
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Export directory, e.g. engines/<name>/ (replaced only by an export of the same model).")
@@ -55,7 +54,7 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     click.echo(f"  {result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MB{traced}")
 
 
-@cli.command("validate")
+@click.command("validate")
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @model_options
 def validate_cmd(export_dir, var_path, vae_path, preset):

@@ -3,14 +3,12 @@ import resource
 import time
 
 import click
-import torch
 from tqdm import tqdm
 
 from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
-from nova_deploy.cli.main import cli
 from nova_deploy.cli.options import CHECKPOINT_FILE, DEVICE, OUTPUT_FILE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
@@ -24,7 +22,7 @@ from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 
 
-@cli.command()
+@click.command()
 @click.argument("checkpoint", type=CHECKPOINT_FILE)
 def info(checkpoint):
     """Preset, parameters, scales and tokens per scale of a VAR or VQVAE checkpoint."""
@@ -49,7 +47,7 @@ def info(checkpoint):
         raise CheckpointError(f"{checkpoint}: neither a VAR nor a VQVAE checkpoint")
 
 
-@cli.command("convert-checkpoint")
+@click.command("convert-checkpoint")
 @click.argument("src", type=CHECKPOINT_FILE)
 @click.argument("dst", type=OUTPUT_FILE)
 def convert_checkpoint_cmd(src, dst):
@@ -60,7 +58,7 @@ def convert_checkpoint_cmd(src, dst):
     click.echo(f"wrote {dst} ({kind.upper()})")
 
 
-@cli.command("generate")
+@click.command("generate")
 @model_options
 @click.option("--class", "classes", type=int, multiple=True, help="Class id of an image; repeat for several. "
               "Default: one image per class, up to 8.")

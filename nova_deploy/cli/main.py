@@ -4,7 +4,15 @@ import sys
 import click
 
 from nova_deploy import __version__
+from nova_deploy.cli.commands_bench import bench_cmd
+from nova_deploy.cli.commands_engines import build_engines_cmd, inspect_cmd
+from nova_deploy.cli.commands_eval import eval_cmd, train_classifier_cmd, train_cmd
+from nova_deploy.cli.commands_export import export_cmd, validate_cmd
+from nova_deploy.cli.commands_model import convert_checkpoint_cmd, generate_cmd, info
 from nova_deploy.errors import NovaDeployError
+
+COMMANDS = (info, convert_checkpoint_cmd, generate_cmd, eval_cmd, train_cmd, train_classifier_cmd, export_cmd,
+            validate_cmd, build_engines_cmd, inspect_cmd, bench_cmd)
 
 
 class NovaGroup(click.Group):
@@ -16,7 +24,8 @@ class NovaGroup(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=NovaGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=NovaGroup, commands=COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="nova-deploy")
 def cli():
     """Take VAR image generators from a PyTorch checkpoint to per-scale graphs and engines,
@@ -26,14 +35,5 @@ def cli():
     """
 
 
-def with_all_commands() -> click.Group:
-    """The group with every command registered (importing a command module registers it); tests
-    invoke this, so they see exactly the commands the console script has."""
-    from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401
-    from nova_deploy.cli import commands_engines  # noqa: F401  (build-engines, inspect)
-    from nova_deploy.cli import commands_bench  # noqa: F401  (bench)
-    return cli
-
-
 def main():
-    with_all_commands()(prog_name="nova-deploy")
+    cli(prog_name="nova-deploy")

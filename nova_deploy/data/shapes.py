@@ -61,7 +61,7 @@ def _draw(draw: ImageDraw.ImageDraw, name: str, cx: float, cy: float, r: float, 
     elif name == "ring":
         disc(cx, cy, r, fg)
         disc(cx, cy, r * 0.55, bg)
-    elif name == "ellipse":  # replaced the hexagon, whose corners are ~1.3 px at 32px: under a 4-px token
+    elif name == "ellipse":  # not a hexagon: its corners (~1.3 px at 32px) vanish under a 4-px token
         poly([(1.15 * r * math.cos(t), 0.5 * r * math.sin(t)) for t in (2 * math.pi * i / 64 for i in range(64))])
     elif name == "bars":
         h = r * 0.18

@@ -11,8 +11,8 @@ matter here, and how each is handled:
   IBuilderConfig.set_compute_capability; TensorRT builds for the GPU it runs on (targets.py).
 - timing cache: a no-op in TensorRT-RTX (>= 1.2, deprecated), used by TensorRT.
 
-Only tensorrt_rtx (1.7) is installed and exercised where this was written; the `tensorrt` paths
-follow NVIDIA's documented Python API and were not run.
+Only tensorrt_rtx (1.7) is installed and exercised by this project's tests; the `tensorrt` paths
+follow NVIDIA's documented Python API and are not run here.
 """
 import importlib
 import importlib.util
@@ -38,10 +38,6 @@ class Library:
     @property
     def is_rtx(self) -> bool:
         return self.name == "tensorrt-rtx"
-
-    @property
-    def major(self) -> int:
-        return int(self.version.split(".")[0])
 
     def create_network(self, builder):
         flags = 0

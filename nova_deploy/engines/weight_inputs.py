@@ -23,7 +23,6 @@ from nova_deploy.engines.errors import EngineError
 from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.shared_weights import external_initializers, external_place, map_weights_file
 
-WEIGHT_MODES = ("shared", "embedded")
 DEVICE_ALIGN = 256  # TensorRT wants tensor addresses 256-byte aligned
 
 WeightKey = Tuple[int, int, int, Tuple[int, ...]]  # offset, length, ONNX data type, dims in weights.bin

@@ -54,10 +54,6 @@ class ShapeClassifier(nn.Module):
         self.blocks = nn.Sequential(*[ConvBlock(i, o) for i, o in zip(chans[:-1], chans[1:])])
         self.head = nn.Linear(chans[-1], cfg.num_classes)
 
-    @property
-    def feature_dim(self) -> int:
-        return self.cfg.widths[-1]
-
     def features(self, x_B3HW: torch.Tensor) -> torch.Tensor:
         """Penultimate features (B, widths[-1]): global average pool of the last block."""
         return self.blocks(x_B3HW).mean(dim=(2, 3))

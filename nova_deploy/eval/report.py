@@ -58,17 +58,15 @@ def eval_record(model: str, seconds: float, options: dict, reconstruction: dict,
 
 
 def eval_png(images_B3HW, reports: List, path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no display needed, matplotlib's backend left as it was
 
     path = require_parent_dir(path)
     B, _, H, W = images_B3HW.shape
     ncol = 10
     nrow = (B + ncol - 1) // ncol
     grid = images_B3HW.clamp(0, 1).reshape(nrow, ncol, 3, H, W).permute(0, 3, 1, 4, 2).reshape(nrow * H, ncol * W, 3)
-    fig, (ax_img, ax_e) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig = Figure(figsize=(12, 4.2))
+    ax_img, ax_e = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     ax_img.imshow(grid.cpu().numpy())
     ax_img.set_axis_off()
     ax_img.set_title("samples (columns: classes 0..9)")
@@ -77,7 +75,4 @@ def eval_png(images_B3HW, reports: List, path) -> Path:
     ax_e.set(xlabel="scale", ylabel="mean token entropy / log V", title="entropy per scale")
     ax_e.legend()
     fig.tight_layout()
-    try:
-        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

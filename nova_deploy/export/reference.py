@@ -21,7 +21,7 @@ from nova_deploy.generation.executor import cfg_rows
 from nova_deploy.generation.loop import run_scales
 from nova_deploy.generation.model_executor import ModelExecutor
 from nova_deploy.models.var import VAR, ScaleOutput
-from nova_deploy.nova.policy import Decider, ScalePlan
+from nova_deploy.nova.deciders import Decider, ScalePlan
 from nova_deploy.sampling import SamplingParams
 
 Level = Literal["all", "half", "one"]

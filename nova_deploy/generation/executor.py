@@ -18,7 +18,7 @@ from typing import Optional, Protocol, Sequence
 import torch
 
 from nova_deploy.models.var import ScaleOutput
-from nova_deploy.nova.policy import ScalePlan
+from nova_deploy.nova.deciders import ScalePlan
 
 
 class ScaleExecutor(Protocol):

@@ -21,7 +21,8 @@ import torch
 
 from nova_deploy.flops import dense_kept, transformer_flops
 from nova_deploy.generation.executor import ScaleExecutor
-from nova_deploy.nova.policy import Decider, Policy
+from nova_deploy.nova.deciders import Decider
+from nova_deploy.nova.policy import Policy
 from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
                                   sample_with_top_k_top_p_, smooth_temperature)
 

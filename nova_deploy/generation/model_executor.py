@@ -7,7 +7,7 @@ import torch
 from nova_deploy.generation.executor import cfg_rows
 from nova_deploy.models.var import VAR, ScaleOutput
 from nova_deploy.models.var_blocks import LayerKeep
-from nova_deploy.nova.policy import ScalePlan
+from nova_deploy.nova.deciders import ScalePlan
 from nova_deploy.resample import resample_tokens
 
 

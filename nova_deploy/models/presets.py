@@ -4,7 +4,7 @@ Official VAR presets follow build_vae_var in FoundationVision/VAR: width 64 per 
 depth, cosine attention, the official VQVAE (V 4096, Cvae 32, ch 160). `nova-ref` is the small
 model trained here and shipped with the package (its issue has the reasons for each number).
 """
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, Tuple
 
 from nova_deploy.errors import InvalidArgument

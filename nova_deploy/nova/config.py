@@ -10,7 +10,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Literal, Optional, Tuple
 
-from nova_deploy.errors import InvalidArgument, require
+from nova_deploy.errors import require
 from nova_deploy.resample import ResampleMode, check_mode
 
 IMPORTANCES = ("entropy", "distance")  # NovaConfig.importance
@@ -148,16 +148,6 @@ class FixedConfig:
                 for layer, r in enumerate(row):
                     check_ratio(f"layer_ratios[{si}][{layer}]", r)
         check_mode(self.upsample_mode, "upsample_mode")
-
-    @classmethod
-    def parse(cls, text: str, upsample_mode: ResampleMode = "bicubic") -> "FixedConfig":
-        """'0,0,0,0,0,0.2,0.4' -> one ratio per scale."""
-        try:
-            ratios = tuple(float(part) for part in text.split(","))
-        except ValueError:
-            raise InvalidArgument(
-                f"fixed ratios must be comma-separated numbers like '0,0,0.2,0.4', got {text!r}") from None
-        return cls(scale_ratios=ratios, upsample_mode=upsample_mode)
 
     def validate_for(self, num_scales: int, depth: int) -> None:
         require(len(self.scale_ratios) == num_scales,

@@ -6,13 +6,12 @@ from nova_deploy.atomic_write import require_parent_dir, write_atomic
 
 
 def plot_trace(trace: List[dict], path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # headless; no display on servers
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: it needs no display and leaves matplotlib's backend as it was
+    from matplotlib.figure import Figure
 
     path = require_parent_dir(path)
-    fig, (ax_e, ax_r) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    ax_e, ax_r = fig.subplots(1, 2)
     for b, img in enumerate(trace):
         line, = ax_e.plot(img["entropy_curve"], marker="o", label=f"image {b}")
         a = img.get("activation_scale")
@@ -24,7 +23,4 @@ def plot_trace(trace: List[dict], path) -> Path:
     if len(trace) <= 8:
         ax_e.legend(fontsize=7)
     fig.tight_layout()
-    try:
-        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -1,171 +1,167 @@
-"""Pruning policies behind one interface. A policy only *decides* (kept token indices per layer);
-the scale step *executes*. The same decisions drive the PyTorch sampler and the runtime.
+"""Pruning policies: `Policy(name, config)` and the registry of the four kinds behind the names.
 
-    decider = policy.begin(batch, patch_nums, depth)
-    for each scale si:
-        plan = decider.plan(si, x_BlC)           # None: run the scale dense
-        ... run the scale ...
-        decider.observe(si, logits_BlV, branches) # CFG-combined logits, before top-k/top-p
+Each kind brings its config class, its decider, the earliest scale it may prune and its text form
+(`none`, `nova`, `fastvar`, `fixed:R0,R1,...`), so adding a policy means adding one kind here.
+Text is parsed strictly: a name that takes no argument refuses one, and every error lists the valid
+forms.
 """
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
-
-import torch
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.activation import ActivationTracker
 from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig
-from nova_deploy.nova.entropy import scale_entropy, token_entropy
-from nova_deploy.nova.schedule import batch_kept_counts, kept_counts, layer_ratios, scale_ratio_B
-from nova_deploy.nova.selection import fastvar_importance, importance_from_entropy, nested_kept, select_kept
+from nova_deploy.nova.deciders import (Decider, DenseDecider, FastVARDecider, FixedDecider, NovaDecider, ScalePlan,
+                                       ScaleRecord)
+
+__all__ = ["Decider", "ScalePlan", "ScaleRecord", "Policy", "PolicyKind", "POLICY_KINDS", "POLICY_NAMES",
+           "PolicyFormError", "make_policy", "parse_policy", "valid_forms"]
 
 
-@dataclass
-class ScalePlan:
-    """Decisions for one scale, shared by the batch: kept count and kept positions per layer
-    (idx None: that layer keeps every token). Positions index the B samples; CFG rows reuse them."""
-    kept_N: List[int]
-    idx_N: List[Optional[torch.Tensor]]
-    ratio_B: List[float]  # the scale ratio each sample asked for (before the batch rule)
+class PolicyFormError(InvalidArgument):
+    """Text that is no policy form; parse_policy adds the list of valid forms to the message."""
 
 
-@dataclass
-class ScaleRecord:
-    si: int
-    entropy_B: List[float]
-    kept_N: List[int]
-    ratio_B: List[float]
+class PolicyKind:
+    """One policy's parts; POLICY_KINDS holds one instance of each subclass."""
+    name: str
+    config_class: Optional[type] = None
+    argument: Optional[str] = None  # what follows "name:" in the text form; None: the name stands alone
 
+    @property
+    def form(self) -> str:
+        return self.name if self.argument is None else f"{self.name}:{self.argument}"
 
-@dataclass
-class Decider:
-    """Per-generation state of a policy; subclasses fill plan()."""
-    batch: int
-    patch_nums: Sequence[int]
-    depth: int
-    records: List[ScaleRecord] = field(default_factory=list)
-    _last_plan: Optional[ScalePlan] = None
-    _H_prev_Bl: Optional[torch.Tensor] = None
+    def make_config(self, argument: Optional[str], **overrides):
+        """The config from the text after "name:" (None if there is none) and keyword overrides."""
+        self._refuse_argument(argument)
+        return self.config_class(**overrides)
 
-    def plan(self, si: int, x_BlC: torch.Tensor) -> Optional[ScalePlan]:
-        self._last_plan = self._decide(si, x_BlC)
-        return self._last_plan
+    def _refuse_argument(self, argument: Optional[str]) -> None:
+        if argument is not None:
+            raise PolicyFormError(f"policy {self.name} takes no argument, got {self.name}:{argument}")
 
-    def _decide(self, si: int, x_BlC: torch.Tensor) -> Optional[ScalePlan]:
+    def format_argument(self, config) -> Optional[str]:
+        """The inverse of make_config: the text after "name:" (None if the name stands alone)."""
+        if config != self.config_class():
+            raise InvalidArgument(f"policy {self.name} with a config other than its default has no text form")
         return None
 
-    def observe(self, si: int, logits_BlV: torch.Tensor, attn_branch: Sequence[torch.Tensor],
-                ffn_branch: Sequence[torch.Tensor]) -> None:
-        H_Bl = token_entropy(logits_BlV)
-        self._H_prev_Bl = H_Bl
-        n = self.patch_nums[si] ** 2
-        plan = self._last_plan
-        self.records.append(ScaleRecord(
-            si=si, entropy_B=scale_entropy(H_Bl).tolist(),
-            kept_N=list(plan.kept_N) if plan else [n] * self.depth,
-            ratio_B=list(plan.ratio_B) if plan else [0.0] * self.batch))
-        self._observe_more(si, H_Bl, attn_branch, ffn_branch)
+    def decider(self, config, batch: int, patch_nums: Sequence[int], depth: int, device) -> Decider:
+        raise NotImplementedError
 
-    def _observe_more(self, si, H_Bl, attn_branch, ffn_branch) -> None:
-        pass
-
-    def trace(self) -> Dict:
-        return {"entropy_curve_B": [[r.entropy_B[b] for r in self.records] for b in range(self.batch)],
-                "kept_SN": [r.kept_N for r in self.records],
-                "scale_ratio_SB": [r.ratio_B for r in self.records]}
-
-    def _entropy_plan(self, si: int, kept_BN: List[List[int]], ratio_B: List[float], mode: str,
-                      imp_Bl: Optional[torch.Tensor] = None) -> Optional[ScalePlan]:
-        """Turn per-sample kept counts into a batch plan that keeps the most important tokens:
-        by default those of highest prior-scale entropy."""
-        n = self.patch_nums[si] ** 2
-        kept_N = batch_kept_counts(kept_BN)
-        if all(k == n for k in kept_N):
-            return None
-        if imp_Bl is None:
-            imp_Bl = importance_from_entropy(self._H_prev_Bl, self.patch_nums[si - 1], self.patch_nums[si], mode)
-        idx_N = nested_kept(imp_Bl, kept_N)
-        return ScalePlan(kept_N=kept_N, idx_N=[None if k == n else idx for k, idx in zip(kept_N, idx_N)],
-                         ratio_B=ratio_B)
+    def earliest_pruned_scale(self, config, num_scales: int) -> Optional[int]:
+        """The first scale the policy may prune (scale indices from 0), or None if it never prunes."""
+        raise NotImplementedError
 
 
-class DenseDecider(Decider):
-    pass
+class DenseKind(PolicyKind):
+    name = "none"
+
+    def make_config(self, argument, **overrides):
+        self._refuse_argument(argument)
+        if overrides:
+            raise InvalidArgument(f"policy none has no config, got {', '.join(overrides)}")
+        return None
+
+    def format_argument(self, config):
+        return None
+
+    def decider(self, config, batch, patch_nums, depth, device):
+        return DenseDecider(batch=batch, patch_nums=tuple(patch_nums), depth=depth)
+
+    def earliest_pruned_scale(self, config, num_scales):
+        return None
 
 
-@dataclass
-class NovaDecider(Decider):
-    cfg: NovaConfig = field(default_factory=NovaConfig)
-    tracker: Optional[ActivationTracker] = None
-    layer_stat_BN: Optional[torch.Tensor] = None
+class NovaKind(PolicyKind):
+    name, config_class = "nova", NovaConfig
 
-    def _decide(self, si, x_BlC):
-        if si == 0 or self._H_prev_Bl is None:
-            return None
-        active_B = self.tracker.is_active(si)
-        if not bool(active_B.any()):
-            return None
-        if self.layer_stat_BN is None:
-            raise InvalidArgument(f"policy nova: no branch outputs were observed at scale {si - 1}, so scale {si} "
-                                  f"cannot be planned (an export prunes only from its --prune-from scale)")
-        ratio_B = scale_ratio_B(si, self.tracker.activation_B, self.tracker.entropy_growth(si), self.cfg)
-        n = self.patch_nums[si] ** 2
-        kept_BN = [kept_counts(n, layer_ratios(float(r), self.layer_stat_BN[b], self.cfg)) for b, r in enumerate(ratio_B)]
-        imp_Bl = fastvar_importance(x_BlC[:self.batch]) if self.cfg.importance == "distance" else None
-        return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode, imp_Bl)
+    def decider(self, config, batch, patch_nums, depth, device):
+        return NovaDecider(batch=batch, patch_nums=tuple(patch_nums), depth=depth, cfg=config,
+                           tracker=ActivationTracker(batch, config, len(patch_nums), device=device))
 
-    def _observe_more(self, si, H_Bl, attn_branch, ffn_branch):
-        self.tracker.observe(si, scale_entropy(H_Bl))
-        if not attn_branch:  # an exported scale emits branches only where the next scale can be pruned:
-            self.layer_stat_BN = None  # no statistic is needed before a scale that cannot be pruned
-            return
-        B = self.batch
-        # layer-linkage statistic: how strongly each layer's branches write into the residual stream
-        # (mean token L2 norm of attention + FFN branch, conditional rows); small = changes little
-        self.layer_stat_BN = torch.stack(
-            [(a[:B] + f[:B]).float().norm(dim=-1).mean(dim=1) for a, f in zip(attn_branch, ffn_branch)], dim=1)
-
-    def trace(self):
-        t = super().trace()
-        t["activation_scale_B"] = self.tracker.activation_B.tolist()
-        return t
+    def earliest_pruned_scale(self, config, num_scales):
+        return max(1, config.min_activation_scale)  # scale 0 has no previous scale to fill from
 
 
-@dataclass
-class FixedDecider(Decider):
-    cfg: FixedConfig = None
+class FastVARKind(PolicyKind):
+    name, config_class = "fastvar", FastVARConfig
 
-    def _decide(self, si, x_BlC):
-        r = self.cfg.scale_ratios[si]
-        if si == 0 or (r == 0 and self.cfg.layer_ratios is None):
-            return None
-        n = self.patch_nums[si] ** 2
-        ratios_N = self.cfg.layer_ratios[si] if self.cfg.layer_ratios is not None else [r] * self.depth
-        kept = kept_counts(n, ratios_N)
-        return self._entropy_plan(si, [kept] * self.batch, [r] * self.batch, self.cfg.upsample_mode)
+    def decider(self, config, batch, patch_nums, depth, device):
+        return FastVARDecider(batch=batch, patch_nums=tuple(patch_nums), depth=depth, cfg=config)
+
+    def earliest_pruned_scale(self, config, num_scales):
+        return next((si for si in range(1, num_scales) if config.ratio_at(si, num_scales) > 0), None)
 
 
-@dataclass
-class FastVARDecider(Decider):
-    cfg: FastVARConfig = None
+class FixedKind(PolicyKind):
+    name, config_class, argument = "fixed", FixedConfig, "R0,R1,..."
 
-    def _decide(self, si, x_BlC):
-        r = self.cfg.ratio_at(si, len(self.patch_nums))
-        if r == 0:
-            return None
-        n = self.patch_nums[si] ** 2
-        k = max(1, n - round(r * n))
-        # FastVAR scores each layer's input; here the scale's input tokens (conditional rows) score
-        # every layer, so that the decision is made before the scale runs, as engines need
-        idx = select_kept(fastvar_importance(x_BlC[:self.batch]), k)
-        return ScalePlan(kept_N=[k] * self.depth, idx_N=[idx] * self.depth, ratio_B=[r] * self.batch)
+    def make_config(self, argument, **overrides):
+        if not argument:
+            raise PolicyFormError("policy fixed needs per-scale ratios, e.g. fixed:0,0,0,0,0,0.3,0.5")
+        try:
+            ratios = tuple(float(part) for part in argument.split(","))
+        except ValueError:
+            raise PolicyFormError(f"fixed ratios must be comma-separated numbers like fixed:0,0,0.2,0.4, "
+                                  f"got {self.name}:{argument}") from None
+        return FixedConfig(scale_ratios=ratios, **overrides)
+
+    def format_argument(self, config):
+        if config != FixedConfig(scale_ratios=config.scale_ratios):
+            raise InvalidArgument("policy fixed with per-layer ratios or a non-default resampling has no text form")
+        return ",".join(_shortest(r) for r in config.scale_ratios)
+
+    def decider(self, config, batch, patch_nums, depth, device):
+        return FixedDecider(batch=batch, patch_nums=tuple(patch_nums), depth=depth, cfg=config)
+
+    def earliest_pruned_scale(self, config, num_scales):
+        layer = config.layer_ratios
+        return next((si for si in range(1, num_scales)
+                     if config.scale_ratios[si] > 0 or (layer is not None and any(r > 0 for r in layer[si]))), None)
+
+
+def _shortest(r: float) -> str:
+    """'0.3' and '0' rather than '0.3' and '0.0', yet exact: the text parses back to the same float."""
+    text = f"{r:g}"
+    return text if float(text) == r else repr(r)
+
+
+POLICY_KINDS = {kind.name: kind for kind in (DenseKind(), NovaKind(), FastVARKind(), FixedKind())}
+POLICY_NAMES = tuple(POLICY_KINDS)
+
+
+def valid_forms(also_valid: Sequence[str] = ()) -> str:
+    return ", ".join([kind.form for kind in POLICY_KINDS.values()] + list(also_valid))
+
+
+def _kind(name: str) -> PolicyKind:
+    kind = POLICY_KINDS.get(name)
+    if kind is None:
+        raise PolicyFormError(f"unknown policy {name!r}")
+    return kind
 
 
 @dataclass(frozen=True)
 class Policy:
-    """name: none | nova | fastvar | fixed; config: the matching config dataclass (or None)."""
+    """name: a key of POLICY_KINDS; config: an instance of that kind's config class (None for none)."""
     name: str = "none"
     config: object = None
+
+    def __post_init__(self):
+        kind = POLICY_KINDS.get(self.name)
+        if kind is None:
+            raise InvalidArgument(f"unknown policy {self.name!r}; valid: {', '.join(POLICY_NAMES)}")
+        if kind.config_class is None and self.config is not None:
+            raise InvalidArgument(f"policy {self.name} takes no config, got {type(self.config).__name__}")
+        if kind.config_class is not None and not isinstance(self.config, kind.config_class):
+            raise InvalidArgument(f"policy {self.name} needs a {kind.config_class.__name__}, "
+                                  f"got {type(self.config).__name__}")
+
+    @property
+    def kind(self) -> PolicyKind:
+        return POLICY_KINDS[self.name]
 
     def validate_for(self, num_scales: int, depth: int) -> None:
         if self.config is not None:
@@ -175,40 +171,32 @@ class Policy:
     def upsample_mode(self) -> str:
         return getattr(self.config, "upsample_mode", "bicubic")
 
+    def earliest_pruned_scale(self, num_scales: int) -> Optional[int]:
+        return self.kind.earliest_pruned_scale(self.config, num_scales)
+
     def begin(self, batch: int, patch_nums: Sequence[int], depth: int, device=None) -> Decider:
         self.validate_for(len(patch_nums), depth)
-        common = dict(batch=batch, patch_nums=tuple(patch_nums), depth=depth)
-        if self.name == "none":
-            return DenseDecider(**common)
-        if self.name == "nova":
-            return NovaDecider(**common, cfg=self.config,
-                               tracker=ActivationTracker(batch, self.config, len(patch_nums), device=device))
-        if self.name == "fixed":
-            return FixedDecider(**common, cfg=self.config)
-        if self.name == "fastvar":
-            return FastVARDecider(**common, cfg=self.config)
-        raise InvalidArgument(f"unknown policy {self.name!r}; valid: {', '.join(POLICY_NAMES)}")
+        return self.kind.decider(self.config, batch, patch_nums, depth, device)
+
+    def to_text(self) -> str:
+        """The text form parse_policy reads back to an equal Policy."""
+        argument = self.kind.format_argument(self.config)
+        return self.name if argument is None else f"{self.name}:{argument}"
 
 
-POLICY_NAMES = ("none", "nova", "fastvar", "fixed")
+def make_policy(name: str, argument: Optional[str] = None, **overrides) -> Policy:
+    """A policy by name, its config from the text argument (fixed's per-scale ratios) and overrides."""
+    try:
+        return Policy(name, _kind(name).make_config(argument, **overrides))
+    except PolicyFormError as e:
+        raise PolicyFormError(f"{e}; valid: {valid_forms()}") from None
 
 
-def make_policy(name: str, fixed_ratios: Optional[str] = None, **overrides) -> Policy:
-    """A policy by name with its default config; `fixed` needs its per-scale ratios as text."""
-    if name == "none":
-        return Policy("none")
-    if name == "nova":
-        return Policy("nova", NovaConfig(**overrides))
-    if name == "fastvar":
-        return Policy("fastvar", FastVARConfig(**overrides))
-    if name == "fixed":
-        if not fixed_ratios:
-            raise InvalidArgument("policy fixed needs per-scale ratios, e.g. fixed:0,0,0,0,0,0.3,0.5")
-        return Policy("fixed", FixedConfig.parse(fixed_ratios, **overrides))
-    raise InvalidArgument(f"unknown policy {name!r}; valid: {', '.join(POLICY_NAMES)}")
-
-
-def parse_policy(text: str) -> Policy:
-    """'none' | 'nova' | 'fastvar' | 'fixed:0,0,0,0.2,0.4' (the CLI form)."""
-    name, _, arg = text.partition(":")
-    return make_policy(name, fixed_ratios=arg or None)
+def parse_policy(text: str, also_valid: Sequence[str] = ()) -> Policy:
+    """'none' | 'nova' | 'fastvar' | 'fixed:0,0,0,0.2,0.4' (the CLI form). also_valid: named forms the
+    caller resolves itself before calling (bench's fixed:nova-ref), listed in the errors."""
+    name, colon, argument = text.partition(":")
+    try:
+        return Policy(name, _kind(name).make_config(argument if colon else None))
+    except PolicyFormError as e:
+        raise PolicyFormError(f"{e}; valid: {valid_forms(also_valid)}") from None

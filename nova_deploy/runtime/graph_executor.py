@@ -9,7 +9,7 @@ from nova_deploy.export import vocabulary as io
 from nova_deploy.export.spec import ExportSpec, GraphSpec, next_input_name
 from nova_deploy.generation.executor import cfg_rows
 from nova_deploy.models.var import ScaleOutput
-from nova_deploy.nova.policy import ScalePlan
+from nova_deploy.nova.deciders import ScalePlan
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.buffers import GenerationBuffers, view
 from nova_deploy.runtime.timing import GraphClock

@@ -28,7 +28,7 @@ def save_training_state(path: Path, model, opt, step: int, total_steps: int, ext
 
 def check_same_schedule(path: Path, state: dict, total_steps: int) -> None:
     """Resuming another step count would splice two cosine schedules into a model no fresh run
-    reproduces. (States written before total_steps was recorded are resumed unchecked.)"""
+    reproduces. (A state that records no total_steps is resumed unchecked.)"""
     saved = state.get("total_steps")
     if saved is not None and int(saved) != total_steps:
         raise InvalidArgument(f"{path} is step {state['step']} of a {saved}-step schedule and this run asks for "

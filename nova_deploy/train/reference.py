@@ -3,10 +3,10 @@
 Every stage resumes from its last checkpoint in out_dir, so an interrupted run continues where
 it stopped; with the same seed and thread count the result is the same model (the VAR stage runs on
 torch's deterministic kernels: without them its compiled backward sums in a thread-dependent
-order; notes, v8 and v9). With two threads or more, the decoder refinement runs in a second
-process beside the encoding and the first VAR steps, each side on half the threads: it needs only
-the VQVAE state, and two one-thread jobs get more work done than one two-thread job on a 2-core
-CPU (1.3x on the machines of models v7 and v8, 1.06x on v9's; tools/model_card_notes.md). From
+order). With two threads or more, the decoder refinement runs in a second process beside the
+encoding and the first VAR steps, each side on half the threads: it needs only the VQVAE state,
+and on a 2-core CPU two one-thread jobs get more work done than one two-thread job (1.06x to 1.33x
+on the machines measured; tools/model_card_notes.md). From
 step var_all_threads_from on, the VAR runs on every thread. The summary names the stages found
 already complete, whose times here measure nothing (tools/write_model_card.py takes them from the
 run that computed them).
@@ -25,6 +25,7 @@ from nova_deploy.data import data_fingerprint
 from nova_deploy.machine import cpu_name
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
+from nova_deploy.threads import torch_threads
 from nova_deploy.train import recipe
 from nova_deploy.train.loop import training_state_complete
 from nova_deploy.train.var import VAR_STATE_FILE, encode_dataset, train_var
@@ -64,71 +65,73 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
                     decoder_lr: float = recipe.DECODER_LR, compile_var: bool = recipe.VAR_COMPILE,
                     var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM,
                     var_deterministic: bool = recipe.VAR_DETERMINISTIC) -> dict:
-    torch.set_num_threads(threads)
-    ensure_dir(out_dir)
-    preset = get_preset(preset_name)
-    timings = {}
-    complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
-                "encode": (out_dir / TOKENS_FILE).exists(),
-                "var": training_state_complete(out_dir / VAR_STATE_FILE, var_steps),
-                "decoder": training_state_complete(out_dir / DECODER_STATE_FILE, decoder_steps)}
-
-    t = time.time()
-    state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
-    vae = build_vqvae(preset.vae)
-    vae.load_state_dict(torch.load(state_path, weights_only=True)["model"])
-    save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
-    timings["vqvae_s"] = round(time.time() - t, 1)
-
-    decoder_beside = threads >= 2
-    if decoder_beside:
-        ctx = multiprocessing.get_context("spawn")  # a fork would share torch's thread pools
-        decoder_seconds = ctx.Value("d", -1.0)
-        # daemon: stopped with this process; its last checkpoint is what a rerun resumes
-        decoder = ctx.Process(target=_refine_decoder_process, name="decoder-refinement", daemon=True,
-                              args=(preset.vae, state_path, out_dir, seed, decoder_steps, decoder_lr,
-                                    threads // 2, decoder_seconds))
-        decoder.start()
-        torch.set_num_threads(threads - threads // 2)
-    try:
-        t = time.time()
-        tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
-        timings["encode_s"] = round(time.time() - t, 1)
+    """Runs on `threads` torch threads; the caller's thread count is restored after it."""
+    with torch_threads(threads):
+        ensure_dir(out_dir)
+        preset = get_preset(preset_name)
+        timings = {}
+        complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
+                    "encode": (out_dir / TOKENS_FILE).exists(),
+                    "var": training_state_complete(out_dir / VAR_STATE_FILE, var_steps),
+                    "decoder": training_state_complete(out_dir / DECODER_STATE_FILE, decoder_steps)}
 
         t = time.time()
-        var_threads = torch.get_num_threads()
-        var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr,
-                        compile_step=compile_var, deterministic=var_deterministic,
-                        threads_at_step=lambda step: var_threads if step < var_all_threads_from else threads)
-        save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
-        timings["var_s"] = round(time.time() - t, 1)
-    except BaseException:
+        state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
+        vae = build_vqvae(preset.vae)
+        vae.load_state_dict(torch.load(state_path, weights_only=True)["model"])
+        save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
+        timings["vqvae_s"] = round(time.time() - t, 1)
+
+        decoder_beside = threads >= 2
         if decoder_beside:
-            decoder.terminate()
-        raise
+            ctx = multiprocessing.get_context("spawn")  # a fork would share torch's thread pools
+            decoder_seconds = ctx.Value("d", -1.0)
+            # daemon: stopped with this process; its last checkpoint is what a rerun resumes
+            decoder = ctx.Process(target=_refine_decoder_process, name="decoder-refinement", daemon=True,
+                                  args=(preset.vae, state_path, out_dir, seed, decoder_steps, decoder_lr,
+                                        threads // 2, decoder_seconds))
+            decoder.start()
+            torch.set_num_threads(threads - threads // 2)
+        try:
+            t = time.time()
+            tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
+            timings["encode_s"] = round(time.time() - t, 1)
 
-    # the decoder refinement leaves the tokens unchanged, so it may run beside (or after) the VAR
-    if decoder_beside:
-        decoder.join()
-        if decoder.exitcode != 0:
-            raise RuntimeError(f"the decoder refinement (a second process) stopped with exit code {decoder.exitcode}; "
-                               "its error is printed above; the same command resumes every stage")
-        timings["decoder_s"] = decoder_seconds.value
-    else:
-        t = time.time()
-        refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps, lr=decoder_lr)
-        timings["decoder_s"] = round(time.time() - t, 1)
-    dec_state = out_dir / DECODER_STATE_FILE
-    vae.load_state_dict(torch.load(dec_state, weights_only=True)["model"])
-    save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
+            t = time.time()
+            var_threads = torch.get_num_threads()
+            var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr,
+                            compile_step=compile_var, deterministic=var_deterministic,
+                            threads_at_step=lambda step: var_threads if step < var_all_threads_from else threads)
+            save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
+            timings["var_s"] = round(time.time() - t, 1)
+        except BaseException:
+            if decoder_beside:
+                decoder.terminate()
+            raise
 
-    summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
-               "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps,
-               "decoder_lr": decoder_lr, "threads": threads, "var_compiled": compile_var,
-               "var_all_threads_from": var_all_threads_from, "var_deterministic": var_deterministic,
-               "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
-               "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
-               "stages_found_complete": [st for st in STAGES if complete[st]],
-               "run_s": round(run_time_s(timings, decoder_beside), 1), "machine": machine_description()}
-    write_json_atomic(out_dir / "train_summary.json", summary)
-    return summary
+        # the decoder refinement leaves the tokens unchanged, so it may run beside (or after) the VAR
+        if decoder_beside:
+            decoder.join()
+            if decoder.exitcode != 0:
+                raise RuntimeError(f"the decoder refinement (a second process) stopped with exit code "
+                                   f"{decoder.exitcode}; its error is printed above; the same command resumes "
+                                   "every stage")
+            timings["decoder_s"] = decoder_seconds.value
+        else:
+            t = time.time()
+            refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps, lr=decoder_lr)
+            timings["decoder_s"] = round(time.time() - t, 1)
+        dec_state = out_dir / DECODER_STATE_FILE
+        vae.load_state_dict(torch.load(dec_state, weights_only=True)["model"])
+        save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
+
+        summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
+                   "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps,
+                   "decoder_lr": decoder_lr, "threads": threads, "var_compiled": compile_var,
+                   "var_all_threads_from": var_all_threads_from, "var_deterministic": var_deterministic,
+                   "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
+                   "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
+                   "stages_found_complete": [st for st in STAGES if complete[st]],
+                   "run_s": round(run_time_s(timings, decoder_beside), 1), "machine": machine_description()}
+        write_json_atomic(out_dir / "train_summary.json", summary)
+        return summary

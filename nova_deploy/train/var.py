@@ -17,6 +17,7 @@ from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_var
 from nova_deploy.models.presets import VARConfig
 from nova_deploy.train import recipe
+from nova_deploy.threads import torch_threads
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
 VAR_STATE_FILE = "var_train_state.pt"
@@ -67,8 +68,8 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     computes every step as the uninterrupted one did.
     deterministic: torch's deterministic kernels for the stage; without them the compiled backward
     sums the level embedding's gradient in a thread-dependent order and two runs differ in the
-    last bits (they cost no measurable time a step here: tools/model_card_notes.md, v9)."""
-    with deterministic_algorithms(deterministic):
+    last bits (they cost no measurable time a step here: tools/model_card_notes.md)."""
+    with deterministic_algorithms(deterministic), torch_threads():
         return _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
                           log_every, ckpt_every, compile_step, threads_at_step)
 
@@ -100,7 +101,7 @@ def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_de
         gt_ms = split_scales(tokens[pick], cfg.patch_nums)
         x_in = vae.quantize.idxBl_to_var_input(gt_ms)
         target_BL = torch.cat(gt_ms, dim=1)
-        # the math backend: a step 7-15 % cheaper than the flash CPU kernel at 155 tokens (model v7 notes)
+        # the math backend: a step 7-15 % cheaper than the flash CPU kernel at 155 tokens (tools/model_card_notes.md)
         with sdpa_kernel(SDPBackend.MATH):
             logits_BLV = forward(labels[pick], x_in)
             loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))

@@ -46,7 +46,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
     and 2e-3 stalled at 12.5 and 11 dB (the official blocks train slowly at high rates here)."""
     ensure_dir(out_dir)
     torch.manual_seed(seed)
-    # channels-last: a joint step 10-15 % cheaper on these CPUs (tools/model_card_notes.md, model v7)
+    # channels-last: a joint step 10-15 % cheaper on these CPUs (tools/model_card_notes.md)
     vae = build_vqvae(cfg, test_mode=False).train().to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(vae.parameters(), lr=lr, betas=(0.9, 0.99))
     ckpt, log = out_dir / VQVAE_STATE_FILE, LossLog(out_dir / "vqvae_log.jsonl")

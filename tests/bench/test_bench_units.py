@@ -54,6 +54,8 @@ def test_lists_parse_commas_and_keep_fixed_ratios_whole():
     (lambda: parse_runners([REFERENCE]), "added by --reference"),
     (lambda: parse_policies(["nova,turbo"]), "unknown policy 'turbo'"),
     (lambda: parse_policies(["fixed:half"]), "comma-separated numbers"),
+    (lambda: parse_policies(["nova:xyz"]), "policy nova takes no argument, got nova:xyz; valid: none, nova, fastvar, "
+                                           "fixed:R0,R1,..., " + NOVA_FIXED),
     (lambda: parse_batches(["1,9"], max_batch=8), "--batch 9: this export takes 1..8"),
     (lambda: parse_batches(["two"], max_batch=8), "--batch takes integers"),
 ])

@@ -68,3 +68,29 @@ def test_convert_checkpoint(golden_dir, tmp_path):
     r = run_cli("convert-checkpoint", golden_dir / "var_official_tiny.var.pth", out)
     assert r.exit_code == 0, r.output
     assert "preset tiny" in run_cli("info", out).output
+
+
+@pytest.mark.parametrize("policy", ["nova:xyz", "none:xyz", "fastvar:1", "turbo"])
+def test_generate_refuses_text_that_is_no_policy(tmp_path, policy):
+    out = tmp_path / "g.png"
+    r = run_cli("generate", "--policy", policy, "--out", out)
+    assert r.exit_code == 2
+    assert r.output.count("\n") == 1 and r.output.startswith("error: ")
+    assert r.output.rstrip().endswith("valid: none, nova, fastvar, fixed:R0,R1,...")
+    assert not out.exists()
+
+
+def test_command_modules_do_not_import_the_group():
+    """main.py adds each command to the group; a command module that imported main would register
+    itself by import side effect again (an import circle)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, nova_deploy.cli as c\n"
+            "names = [m.name for m in pkgutil.iter_modules(c.__path__) if m.name.startswith('commands_')]\n"
+            "assert len(names) >= 5, names\n"
+            "for n in names: importlib.import_module('nova_deploy.cli.' + n)\n"
+            "print('nova_deploy.cli.main' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -5,8 +5,8 @@ import torch
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.flops import dense_kept, transformer_flops
 from model_factories import randomised_pair
-from nova_deploy.nova.config import NovaConfig
-from nova_deploy.nova.policy import Policy, parse_policy
+from nova_deploy.nova.config import FastVARConfig, NovaConfig
+from nova_deploy.nova.policy import POLICY_KINDS, POLICY_NAMES, Policy, make_policy, parse_policy
 from nova_deploy.sampler import autoregressive_infer_cfg, generate
 
 
@@ -71,6 +71,68 @@ def test_fastvar_prunes_the_last_scales_only(small):
 def test_bad_policy_text(text, message):
     with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace("[", r"\[").replace(")", r"\)")):
         parse_policy(text)
+
+
+VALID_FORMS = "valid: none, nova, fastvar, fixed:R0,R1,..."
+
+
+@pytest.mark.parametrize("text, message", [
+    ("nova:xyz", "policy nova takes no argument, got nova:xyz"),
+    ("none:xyz", "policy none takes no argument, got none:xyz"),
+    ("fastvar:1", "policy fastvar takes no argument, got fastvar:1"),
+    ("nova:", "policy nova takes no argument, got nova:"),
+    ("sparse", "unknown policy 'sparse'"),
+    ("fixed", "policy fixed needs per-scale ratios"),
+    ("fixed:nova-ref", "fixed ratios must be comma-separated numbers"),
+])
+def test_policy_text_is_parsed_strictly_and_errors_list_the_valid_forms(text, message):
+    with pytest.raises(InvalidArgument) as err:
+        parse_policy(text)
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(message) and line.endswith(VALID_FORMS)
+
+
+def test_named_forms_of_the_caller_are_listed_too():
+    with pytest.raises(InvalidArgument, match=r"valid: none, nova, fastvar, fixed:R0,R1,\.\.\., fixed:nova-ref$"):
+        parse_policy("fixed:nova-rf", also_valid=("fixed:nova-ref",))
+
+
+@pytest.mark.parametrize("text", ["none", "nova", "fastvar", "fixed:0,0,0,0,0,0.5,0.25", "fixed:0,0.1,0.333,1e-09"])
+def test_text_form_round_trips(text):
+    policy = parse_policy(text)
+    assert policy.to_text() == text
+    assert parse_policy(policy.to_text()) == policy
+
+
+def test_a_config_without_text_form_is_not_printed_as_its_default():
+    with pytest.raises(InvalidArgument, match="no text form"):
+        Policy("nova", NovaConfig(base_ratio=0.2)).to_text()
+    with pytest.raises(InvalidArgument, match="no text form"):
+        make_policy("fixed", "0,0.5", upsample_mode="nearest").to_text()
+
+
+def test_every_registered_kind_brings_config_decider_and_text_form():
+    assert POLICY_NAMES == ("none", "nova", "fastvar", "fixed")
+    for name, kind in POLICY_KINDS.items():
+        assert kind.name == name
+        policy = parse_policy(kind.form.replace("R0,R1,...", "0,0,0,0,0,0.5,0.5"))
+        assert policy.kind is kind
+        decider = policy.begin(1, (1, 2, 3, 4, 5, 6, 8), 2)
+        assert type(decider).__name__.lower().startswith(name if name != "none" else "dense")
+
+
+@pytest.mark.parametrize("text, first", [
+    ("none", None), ("nova", 2), ("fastvar", 5), ("fixed:0,0,0,0,0,0,0", None), ("fixed:0,0,0,0.1,0,0,0.2", 3),
+])
+def test_earliest_pruned_scale(text, first):
+    assert parse_policy(text).earliest_pruned_scale(7) == first
+
+
+def test_policy_config_must_match_its_kind():
+    with pytest.raises(InvalidArgument, match="policy nova needs a NovaConfig, got FastVARConfig"):
+        Policy("nova", FastVARConfig())
+    with pytest.raises(InvalidArgument, match="unknown policy 'sparse'"):
+        Policy("sparse")
 
 
 def test_fixed_ratio_vector_of_wrong_length_is_rejected(small):

@@ -6,6 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig
+from nova_deploy.nova.policy import make_policy
 from nova_deploy.nova.schedule import batch_kept_counts, kept_counts, layer_ratios, scale_ratio, scale_ratio_B
 
 torch.set_num_threads(1)
@@ -148,15 +149,15 @@ def test_fastvar_config():
 
 
 def test_fixed_config_parse_and_shapes():
-    cfg = FixedConfig.parse("0,0,0,0,0,0.2,0.4")
+    cfg = make_policy("fixed", "0,0,0,0,0,0.2,0.4").config
     assert cfg.scale_ratios == (0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.4)
     cfg.validate_for(7, 4)
     with pytest.raises(InvalidArgument, match="7 entries; the model has 10 scales"):
         cfg.validate_for(10, 4)
     with pytest.raises(InvalidArgument, match="comma-separated"):
-        FixedConfig.parse("0,0.2,x")
+        make_policy("fixed", "0,0.2,x")
     with pytest.raises(InvalidArgument, match=r"scale_ratios\[1\]"):
-        FixedConfig.parse("0,1.5")
+        make_policy("fixed", "0,1.5")
     layered = FixedConfig(scale_ratios=(0.0, 0.2), layer_ratios=[[0.0, 0.0, 0.0], [0.1, 0.2]])
     with pytest.raises(InvalidArgument, match=r"layer_ratios\[1\] has 2 entries; the model has 3 layers"):
         layered.validate_for(2, 3)
