@@ -2,6 +2,7 @@
 import click
 
 from nova_deploy.cli.main import cli
+from nova_deploy.cli.options import expect_sha256_option
 from nova_deploy.engines.library import LIBRARIES, default_library
 
 
@@ -26,7 +27,9 @@ def _mb(n: int) -> str:
                    "by every engine; embedded: each plan holds its own copy (docs/ENGINES.md).")
 @click.option("--graph", "graphs", multiple=True, metavar="NAME",
               help="Build only this graph (repeatable). Default: every graph of the export.")
-def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, weights, graphs):
+@expect_sha256_option
+def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, weights, graphs,
+                      expect_sha256):
     """Build one TensorRT engine per graph of EXPORT_DIR into EXPORT_DIR/engines/<library>-<target>/,
     reusing every plan whose cache key (graph and weights hashes, library, target, profile, options)
     is unchanged."""
@@ -46,7 +49,8 @@ def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache
     targets = parse_targets(lib, capabilities)
     options = BuildOptions(opt_level=opt_level, max_batch=max_batch, weights=weights,
                            timing_cache=Path(timing_cache) if timing_cache else None)
-    results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True)
+    results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True,
+                            expect_sha256=expect_sha256)
     built = [r for r in results if r.built]
     for r in results:
         state = f"built in {r.seconds:.1f} s ({r.reason})" if r.built else "cached"

@@ -1,7 +1,8 @@
 """Validation of an export; part of every export, and `nova-deploy validate DIR` re-runs it.
 
 Checks, all collected before one ExportError lists every failure:
-- files: present, sha256 as in the manifest;
+- files (re-validation): inside the directory, size and sha256 as in the manifest; the export
+  against the model: configs, codebook, every stored weight (model_check);
 - structure: onnx.checker; opset; input and output names, order, dtypes and shapes equal the
   spec, with no dynamic axis the spec does not declare;
 - numerics: ONNX Runtime (CPU EP) against the PyTorch model (fp32, the model's own per-scale API
@@ -23,9 +24,11 @@ import numpy as np
 import onnx
 import torch
 
-from nova_deploy.errors import ExportError
+from nova_deploy.artifacts.export_dir import ExportDir
+from nova_deploy.artifacts.names import WEIGHTS_FILE
+from nova_deploy.errors import ExportError, NovaDeployError
 from nova_deploy.export.bf16_emulation import Fp32Weights, emulate_bf16, round_to_bf16
-from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.model_check import export_mismatches
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_range, next_input_name
 from nova_deploy.models.var import VAR
@@ -383,23 +386,26 @@ def compare_outputs(g: GraphSpec, case: Case, got: Dict[str, np.ndarray], run: G
     return fails
 
 
-def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files: Optional[Dict[str, str]] = None,
+def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, export: Optional[ExportDir] = None,
                     threads: int = 1, progress: bool = False) -> ValidationReport:
     """Every check on the graphs in out_dir; never raises for a mismatch, returns them all.
 
-    var, vae: the fp32 models the export came from. files: expected sha256 per file name."""
+    var, vae: the fp32 models the export came from. export: the directory as opened by the loader,
+    when re-validating a written export: its files are checked against the manifest and the export
+    against the model (model_check) before the graphs run."""
     out_dir = Path(out_dir)
     emulate = spec.precision == "bf16"
     report = ValidationReport(precision=spec.precision, cases=validation_cases(spec),
                               backend="onnxruntime CPUExecutionProvider"
                                       + (" (bf16 emulated: fp32 compute, bf16 rounding of every bf16 tensor)"
                                          if emulate else ""))
-    for name, digest in (files or {}).items():
-        path = out_dir / name
-        if not path.is_file():
-            report.failures.append(Failure(name, "file missing"))
-        elif sha256_file(path) != digest:
-            report.failures.append(Failure(name, "sha256 differs from the manifest (file changed after export)"))
+    if export is not None:
+        for name in sorted(export.manifest["files"]):
+            try:
+                export.verify([name])
+            except NovaDeployError as e:
+                report.failures.append(Failure(name, str(e)))
+        report.failures += [Failure(what, message) for what, message in export_mismatches(export, spec, var, vae)]
 
     with tempfile.TemporaryDirectory(prefix="nova-validate-") as work:
         sessions = _load_sessions(out_dir, spec, report, threads, Path(work) if emulate else None, progress)

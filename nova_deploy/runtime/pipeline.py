@@ -22,12 +22,13 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from nova_deploy.artifacts.export_dir import ExportDir
 from nova_deploy.errors import InvalidArgument, require
+from nova_deploy.export.manifest import open_export
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.buffers import GenerationBuffers, view
-from nova_deploy.runtime.export_dir import ExportDir
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.sampler import build_trace, make_generator, resolve_labels
 from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
@@ -86,8 +87,13 @@ class Pipeline:
 
     @classmethod
     def from_dir(cls, path, backend: str = "onnxruntime", device: Union[str, torch.device] = "cpu",
-                 threads: Optional[int] = None, verify_hashes: bool = True) -> "Pipeline":
-        export = ExportDir.open(path, verify_hashes=verify_hashes)
+                 threads: Optional[int] = None, verify_hashes: bool = True,
+                 expect_sha256: Optional[str] = None) -> "Pipeline":
+        """The export at path (checked by the loader: schema, files inside it, sizes and sha256s
+        against its manifest; expect_sha256, the manifest's own sha256 from a source you trust,
+        refuses any other manifest) on an activated backend."""
+        export = open_export(path, verify_hashes=verify_hashes, expect_sha256=expect_sha256)
+        export.codebook  # a bad codebook is refused before the backend loads every graph
         return cls(export, open_backend(backend, export, device=device, threads=threads))
 
     def close(self) -> None:

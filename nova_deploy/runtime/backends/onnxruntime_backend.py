@@ -19,7 +19,7 @@ import onnxruntime as ort
 import torch
 
 from nova_deploy.errors import BackendUnavailable, InvalidArgument
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import GraphSpec
 from nova_deploy.runtime.backend import Backend
