@@ -34,6 +34,7 @@ from nova_deploy.export.spec import UPSAMPLE_MODE, ExportSpec, GraphSpec, kept_r
 from nova_deploy.models.var import VAR
 from nova_deploy.models.var_blocks import LayerKeep
 from nova_deploy.models.vqvae import VQVAE
+from nova_deploy.ort_session import open_session
 from nova_deploy.resample import resample_tokens
 
 # (atol, rtol) per precision and tensor role. Every element must satisfy
@@ -52,7 +53,6 @@ TOLERANCES: Dict[str, Dict[str, Tuple[float, float]]] = {
     "bf16": {**_FP32, "cond": (1e-3, 3e-2), "tokens": (1e-3, 3e-2), "logits": (1e-3, 5e-2), "kv": (1e-3, 5e-2),
              "branch": (1e-3, 5e-2)},
 }
-ORT_PROVIDERS = ["CPUExecutionProvider"]  # validation runs where no GPU is; never the CUDA EP here
 
 Level = Literal["all", "half", "one"]
 
@@ -296,25 +296,16 @@ def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Fai
 
 # ---------------------------------------------------------------------------------- numerics
 class OrtGraph:
-    """One graph in an ONNX Runtime CPU session; bf16 graphs run emulated (bf16_emulation)."""
+    """One graph in an ONNX Runtime CPU session (ort_session, as the runtime opens them; validation
+    runs where no GPU is, so never on the CUDA EP); bf16 graphs run emulated (bf16_emulation)."""
 
     def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int, weights: SharedWeights):
         """path: the graph, or its emulated copy (emulated_copies) when emulate; weights: the
         weights file that graph references, mapped once for all sessions."""
-        import onnxruntime as ort
-
         self.g, self.emulate = g, emulate
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        so.enable_cpu_mem_arena = False  # 22 d16 sessions, each arena keeping its peak, took most of 24 GB
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if emulate:  # keep every rounding Cast the emulation inserted
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        weights.add_to(so, path)  # one copy of the weights for all sessions (d16: 10 scale graphs x 1.2 GB)
         self.weights = weights  # the session reads the OrtValues it was given: they must outlive it
-        self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
+        # emulated graphs keep every rounding Cast the emulation inserted (no optimization)
+        self.session = open_session(path, threads=threads, device="cpu", weights=weights, optimize=not emulate)
 
     def run(self, feeds: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
         arrays = {t.name: self._to_numpy(feeds[t.name], t.dtype) for t in self.g.inputs}
