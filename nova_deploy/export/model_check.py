@@ -130,11 +130,15 @@ def model_tensors(spec: ExportSpec, var: VAR, vae: VQVAE) -> Iterator[torch.Tens
 
 def _folded_constants(var: VAR) -> Iterator[torch.Tensor]:
     """Constants the ONNX exporter computes from several parameters at trace time and stores as
-    one tensor: each block's q/k/v bias (SelfAttention.qkv_BHlc concatenates it on every call)
-    and the level embeddings of every token position (VAR.lvl_pos_1LC's gather)."""
+    one tensor: each block's q/k/v bias (SelfAttention.qkv_BHlc concatenates it on every call),
+    the level embedding of every token position (VAR.lvl_pos_1LC's gather; fp32 graphs) and
+    each scale's slice of level plus position embedding (VAR.next_token_map; fp16/bf16 graphs)."""
     for blk in var.blocks:
         yield torch.cat((blk.attn.q_bias, blk.attn.zero_k_bias, blk.attn.v_bias))
     yield var.lvl_embed(var.lvl_1L)
+    lvl_pos = var.lvl_pos_1LC()
+    for begin, end in var.begin_ends:
+        yield lvl_pos[:, begin:end]
 
 
 def _digests(tensors) -> Iterator[str]:
