@@ -8,10 +8,11 @@ Opening refuses, with one line naming the file or field:
   caller's `expect_sha256`, a field missing or of the wrong type (manifest.check_schema), an export
   not marked valid (unless `require_valid=False`), a graph or required file not listed with a hash;
 - a listed name that is not a plain file name of the directory (`..`, `/`, an absolute path) or
-  that resolves outside it (a symlink leading out): nothing outside the directory is ever opened;
-- a listed file that is missing, not a regular file, of another size than listed, or (unless
-  `verify_hashes=False`) of another sha256. `check_files=False` defers these to `verify(names)`,
-  for readers that use only some of the files (build-engines --graph).
+  that resolves outside it (a symlink leading out) or to something other than a regular file:
+  nothing outside the directory is ever opened;
+- a listed file that is missing, of another size than listed, or (unless `verify_hashes=False`)
+  of another sha256. `check_files=False` defers these to `verify(names)`, for readers that use
+  only some of the files (build-engines --graph) or collect every failure (validate).
 
 What this guards against: accidents (a file replaced, truncated, copied from another export, a
 manifest edited by hand). Not against someone who can write the directory: they can rewrite the
@@ -75,6 +76,8 @@ class ExportDir:
         files = manifest["files"]
         for name in files:
             check_file_name(name, where)
+            if os.path.lexists(path / name):  # even unchecked files never lead out (missing ones: verify)
+                _inside(path, name, path / name)
         for name in [g["file"] for g in manifest["graphs"].values()] + [WEIGHTS_FILE, CODEBOOK]:
             check_file_name(name, where)
             if name not in files:

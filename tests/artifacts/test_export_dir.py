@@ -109,9 +109,8 @@ def test_a_symlink_leading_out_is_refused_without_reading_or_sizing_its_target(e
     message = str(e.value)
     assert f"{d / name}: leads outside the export directory" in message
     assert "12345" not in message and "secret" not in message  # nothing of the outside file shown
-    e = ExportDir.open(d, check_files=False)
     with pytest.raises(InvalidArgument, match="leads outside the export directory"):
-        e.file(name)
+        ExportDir.open(d, check_files=False)  # whether or not the reader checks the files it reads
 
 
 def test_a_symlink_to_a_file_inside_is_followed(export):
