@@ -6,13 +6,14 @@ up-to-date check) opens an export through ExportDir and reads its files through 
 Opening refuses, with one line naming the file or field:
 - no directory, no manifest, a manifest of another format or version, one whose sha256 is not the
   caller's `expect_sha256`, a field missing or of the wrong type (manifest.check_schema), an export
-  not marked valid (unless `require_valid=False`), a graph or required file not listed with a hash;
+  not marked valid (unless `require_valid=False`);
 - a listed name that is not a plain file name of the directory (`..`, `/`, an absolute path) or
   that resolves outside it (a symlink leading out) or to something other than a regular file:
   nothing outside the directory is ever opened;
-- a listed file that is missing, of another size than listed, or (unless `verify_hashes=False`)
-  of another sha256. `check_files=False` defers these to `verify(names)`, for readers that use
-  only some of the files (build-engines --graph) or collect every failure (validate).
+- a graph, weights.bin or codebook.npy not listed; a listed file that is missing, of another
+  size than listed, or (unless `verify_hashes=False`) of another sha256. `check_files=False`
+  defers these to `verify(names)`, for readers that use only some of the files (build-engines
+  --graph on a directory holding some graphs) or collect every failure (validate).
 
 What this guards against: accidents (a file replaced, truncated, copied from another export, a
 manifest edited by hand). Not against someone who can write the directory: they can rewrite the
@@ -78,12 +79,12 @@ class ExportDir:
             check_file_name(name, where)
             if os.path.lexists(path / name):  # even unchecked files never lead out (missing ones: verify)
                 _inside(path, name, path / name)
-        for name in [g["file"] for g in manifest["graphs"].values()] + [WEIGHTS_FILE, CODEBOOK]:
+        required = [g["file"] for g in manifest["graphs"].values()] + [WEIGHTS_FILE, CODEBOOK]
+        for name in required:
             check_file_name(name, where)
-            if name not in files:
-                raise InvalidArgument(f"{where}: lists no hash for {name}; the manifest is incomplete")
         export = cls(path, manifest, digest)
         if check_files:
+            export.verify(required, hashes=verify_hashes)  # first: "lists no hash" for a required file
             export.verify(hashes=verify_hashes)
         if read_spec is not None:
             export.spec = read_spec(manifest, str(where))
