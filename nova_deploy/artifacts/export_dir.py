@@ -107,9 +107,9 @@ class ExportDir:
                 raise InvalidArgument(f"{self.path / MANIFEST}: lists no hash for {name}; the manifest is incomplete")
             f = self.file(name)
             size = f.stat().st_size
-            if size != entry["bytes"]:
-                raise InvalidArgument(f"{self.path / name}: {size} bytes, the manifest says {entry['bytes']}: "
-                                      f"the file was changed or truncated after export")
+            if size != entry["bytes"]:  # other bytes, so another sha256: no need to read them
+                raise InvalidArgument(f"{self.path / name}: sha256 differs from the manifest ({size} bytes, the "
+                                      f"manifest says {entry['bytes']}): the file was changed or truncated after export")
             if hashes and name not in self.verified:
                 if sha256_file(f) != entry["sha256"]:
                     raise InvalidArgument(f"{self.path / name}: sha256 differs from the manifest: the file was "
