@@ -34,7 +34,7 @@ def randomised_checkpoint_source(name: str, directory) -> ModelSource:
     from pathlib import Path
 
     from nova_deploy.checkpoint import save_safetensors
-    from nova_deploy.export.exporter import configs_of
+    from nova_deploy.export.model_check import configs_of
     from nova_deploy.model_source import resolve_models
 
     directory = Path(directory)

@@ -30,14 +30,14 @@ def peak_rss_mb() -> float:
 def child(export_dir: str, prepack: bool, arena: bool, policy: str, batch: int, threads: int) -> dict:
     import torch
 
+    from nova_deploy.export.manifest import open_export
     from nova_deploy.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from nova_deploy.runtime.export_dir import ExportDir
     from nova_deploy.runtime.pipeline import Pipeline
 
     torch.set_num_threads(threads)
     peak = peak_rss_mb
     imported = peak()
-    export = ExportDir.open(export_dir)
+    export = open_export(export_dir)
     backend = OnnxRuntimeBackend(export, "cpu", threads, share_prepacked=not prepack, memory_arena=arena)
     backend.activate()
     pipe = Pipeline(export, backend)

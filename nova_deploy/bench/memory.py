@@ -67,14 +67,14 @@ def _main(argv) -> None:
     import torch
 
     from nova_deploy.bench.runners import open_runner
+    from nova_deploy.export.manifest import open_export
     from nova_deploy.nova.policy import parse_policy
-    from nova_deploy.runtime.export_dir import ExportDir
     from nova_deploy.sampling import SamplingParams
 
     threads = int(threads) or None
     if threads:
         torch.set_num_threads(threads)
-    export = ExportDir.open(export_dir, verify_hashes=False)  # the parent process verified them
+    export = open_export(export_dir, verify_hashes=False)  # the parent process verified them
     params = SamplingParams(cfg=float(cfg), top_k=int(top_k), top_p=float(top_p))
     policy = parse_policy(policy_text)
     baseline = current_rss_mb()

@@ -160,11 +160,11 @@ def run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None] = lambda
 
 
 def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> BenchResult:
-    from nova_deploy.runtime.export_dir import ExportDir
+    from nova_deploy.export.manifest import open_export
 
     t_start = time.perf_counter()
     loads = {"start": load_average()}
-    export = ExportDir.open(export_dir)
+    export = open_export(export_dir)
     spec = export.spec
     for b in opt.batches:
         if not 1 <= b <= spec.max_batch:

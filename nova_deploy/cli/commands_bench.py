@@ -69,9 +69,9 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends,
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
     wanted = parse_batches(batches, max_batch=10 ** 6)
     export_dir, default_name = _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, max(wanted))
-    from nova_deploy.runtime.export_dir import ExportDir
+    from nova_deploy.export.manifest import open_export
 
-    max_batch = ExportDir.open(export_dir, verify_hashes=False).spec.max_batch
+    max_batch = open_export(export_dir, verify_hashes=False).spec.max_batch
     batch_list = parse_batches(batches, max_batch)
     threads = threads or len(os.sched_getaffinity(0))
     opt = BenchOptions(runners=runners, policies=policy_texts, batches=batch_list, reference=reference, warmup=warmup,
@@ -88,7 +88,7 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends,
 
 def _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, max_batch):
     """(export directory, report name): the given export, or the model exported (or reused) first."""
-    from nova_deploy.export.manifest import MANIFEST
+    from nova_deploy.artifacts.names import MANIFEST
 
     has_model = var_path is not None or vae_path is not None or preset is not None
     if preset is not None and var_path is None and vae_path is None and not random_weights:
@@ -117,7 +117,7 @@ def _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, ma
 def _name_from_export(engines_dir) -> str:
     import json
 
-    from nova_deploy.export.manifest import MANIFEST
+    from nova_deploy.artifacts.names import MANIFEST
 
     try:
         model = json.loads((Path(engines_dir) / MANIFEST).read_text())["model"]

@@ -3,6 +3,7 @@ import sys
 
 import click
 
+from nova_deploy.cli.options import expect_sha256_option
 from nova_deploy.engines.library import LIBRARIES, default_library
 
 
@@ -30,7 +31,9 @@ def _mb(n: int) -> str:
                    "by every engine; embedded: each plan holds its own copy (docs/ENGINES.md).")
 @click.option("--graph", "graphs", multiple=True, metavar="NAME",
               help="Build only this graph (repeatable). Default: every graph of the export.")
-def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, weights, graphs):
+@expect_sha256_option
+def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache, opt_level, weights, graphs,
+                      expect_sha256):
     """Build one TensorRT engine per graph of EXPORT_DIR into EXPORT_DIR/engines/<library>-<target>/,
     reusing every plan whose cache key (graph and weights hashes, library, target, profile, options)
     is unchanged."""
@@ -51,7 +54,8 @@ def build_engines_cmd(export_dir, library, max_batch, capabilities, timing_cache
     options = BuildOptions(opt_level=opt_level, max_batch=max_batch, weights=weights,
                            timing_cache=Path(timing_cache) if timing_cache else None)
     try:
-        results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True)
+        results = build_engines(export_dir, lib, targets, options, graphs=graphs, progress=True,
+                                expect_sha256=expect_sha256)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the engine being built was not written; those finished before are kept", err=True)
         sys.exit(EXIT_INTERRUPTED)

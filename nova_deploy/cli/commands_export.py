@@ -1,7 +1,7 @@
 """Commands on exports: export (model -> validated per-scale ONNX graphs), validate (re-run the checks)."""
 import click
 
-from nova_deploy.cli.options import model_options
+from nova_deploy.cli.options import expect_sha256_option, model_options
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.export.spec import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, PRECISIONS, PruneRange
 from nova_deploy.model_source import resolve_models
@@ -31,6 +31,10 @@ def _mb(n: int) -> str:
 def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, prune_from, min_keep, force):
     """Export the model to one ONNX graph per scale (plus conditioning, f_hat updates and the
     decoder), sharing one weights file, and validate every graph against PyTorch."""
+    from pathlib import Path
+
+    from nova_deploy.artifacts.hashing import sha256_file
+    from nova_deploy.artifacts.names import MANIFEST
     from nova_deploy.export.exporter import export_model
 
     prune = PruneRange(first_scale=prune_from, min_keep_fraction=min_keep)
@@ -39,9 +43,11 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     result = export_model(src, out, precision=precision, max_batch=max_batch, opset=opset, prune=prune,
                           progress=True, force=force)
     m, w = result.manifest, result.manifest["weights"]
+    pin = f"  manifest sha256 {sha256_file(Path(out) / MANIFEST)} (pin it: --expect-sha256)"
     if result.reused:
         click.echo(f"{out} is up to date: same model, options and nova-deploy version, every file unchanged "
                    f"(validated when written; --force exports again)")
+        click.echo(pin)
         return
     click.echo(f"wrote {out}: {len(m['graphs'])} graphs ({precision}, opset {opset}, max batch {max_batch}), "
                f"validated at {len(m['validation']['cases'])} shapes")
@@ -50,6 +56,7 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     for role, e in m["validation"]["worst_by_role"].items():
         click.echo(f"  worst {role:7s} error {e['max_abs']:.3g} ({e['rel_to_peak']:.2g} of peak) "
                    f"in {e['graph']}.{e['output']}")
+    click.echo(pin)
     traced = "" if result.trace_peak_rss_mb is None else f" ({result.trace_peak_rss_mb:.0f} MB until tracing ended)"
     click.echo(f"  {result.seconds:.1f} s, peak RSS {result.peak_rss_mb:.0f} MB{traced}")
 
@@ -57,22 +64,26 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
 @click.command("validate")
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @model_options
-def validate_cmd(export_dir, var_path, vae_path, preset):
-    """Re-run the export validation on EXPORT_DIR (default model: the one its manifest names)."""
+@expect_sha256_option
+def validate_cmd(export_dir, var_path, vae_path, preset, expect_sha256):
+    """Re-run the export validation on EXPORT_DIR (default model: the one its manifest names): the
+    export against the model (configs, codebook, every stored weight), then every graph."""
     from nova_deploy.export.exporter import validate_dir
-    from nova_deploy.export.manifest import read_manifest
+    from nova_deploy.export.manifest import open_export
 
-    manifest = read_manifest(export_dir)
+    export = open_export(export_dir, expect_sha256=expect_sha256, require_valid=False, check_files=False)
+    manifest = export.manifest
     if var_path is None and vae_path is None and preset is None:
         source = manifest["model"]["source"]
-        if source.get("kind") == "checkpoint":
+        if source.get("kind") == "checkpoint" and all(isinstance(source.get(k), str) for k in ("var", "vae")):
             var_path, vae_path = source["var"], source["vae"]
-        elif source.get("kind") == "preset":
+        elif source.get("kind") == "preset" and isinstance(source.get("preset"), str):
             preset = source["preset"]
         else:
             raise InvalidArgument(f"{export_dir}: the manifest does not say which model it came from; "
                                   f"give --checkpoint/--vae or --preset")
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
-    report = validate_dir(export_dir, src, progress=True)
-    click.echo(f"{export_dir}: valid ({len(manifest['graphs'])} graphs, {len(report.cases)} shapes each)")
+    report = validate_dir(export_dir, src, progress=True, expect_sha256=export.manifest_sha256)
+    click.echo(f"{export_dir}: valid ({len(manifest['graphs'])} graphs, {len(report.cases)} shapes each); "
+               f"manifest sha256 {export.manifest_sha256}")

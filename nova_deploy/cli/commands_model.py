@@ -9,7 +9,8 @@ from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
-from nova_deploy.cli.options import CHECKPOINT_FILE, DEVICE, OUTPUT_FILE, SEED, THREADS, model_options, threads_help
+from nova_deploy.cli.options import (CHECKPOINT_FILE, DEVICE, OUTPUT_FILE, SEED, THREADS, expect_sha256_option,
+                                    model_options, threads_help)
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
 from nova_deploy.nova.policy import parse_policy
@@ -81,9 +82,10 @@ def convert_checkpoint_cmd(src, dst):
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
 @click.option("--threads", type=THREADS, default=None,
               help=threads_help("CPU threads per graph call (for --engines; default: all)"))
+@expect_sha256_option
 @click.option("--out", type=OUTPUT_FILE, default="grid.png", show_default=True)
 def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
-                 trace_path, plot_path, engines_dir, backend, device, threads, out):
+                 trace_path, plot_path, engines_dir, backend, device, threads, expect_sha256, out):
     """Generate images and write them as a PNG grid: on the PyTorch sampler, or with --engines on
     the runtime over exported graphs."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
@@ -92,11 +94,13 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
         if var_path or vae_path or preset:
             raise InvalidArgument("--engines runs the exported model; --checkpoint/--vae/--preset do not apply to it")
         return _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy,
-                                    policy_text, trace_path, plot_path, out)
+                                    policy_text, trace_path, plot_path, out, expect_sha256)
     for name, value, default in (("--device", device, "cpu"), ("--threads", threads, None)):
         if value != default:
             raise InvalidArgument(f"{name} applies to the runtime (--engines DIR); the PyTorch sampler runs on the "
                                   f"CPU with torch's threads")
+    if expect_sha256 is not None:
+        raise InvalidArgument("--expect-sha256 pins the manifest of an export: give it with --engines")
     src = resolve_models(var_path, vae_path, preset)
     click.echo(f"model: {src.description}", err=True)
     if not classes:
@@ -131,11 +135,12 @@ def _write_outputs(images, trace, policy_text, seed, classes, trace_path, plot_p
 
 
 def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy, policy_text,
-                         trace_path, plot_path, out):
+                         trace_path, plot_path, out, expect_sha256=None):
     from nova_deploy.runtime.pipeline import Pipeline
 
     t0 = time.perf_counter()
-    with Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads) as pipe:
+    with Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads,
+                           expect_sha256=expect_sha256) as pipe:
         click.echo(f"engines: {engines_dir} ({pipe.export.description}, {pipe.spec.precision}) on {backend} "
                    f"{pipe.device}, loaded in {time.perf_counter() - t0:.2f} s", err=True)
         if not classes:

@@ -75,3 +75,10 @@ def model_options(f):
     f = click.option("--checkpoint", "var_path", type=CHECKPOINT_FILE, default=None,
                      help="VAR checkpoint (.pth or .safetensors). Default: the bundled reference model.")(f)
     return f
+
+
+def expect_sha256_option(f):
+    return click.option("--expect-sha256", "expect_sha256", default=None, metavar="HEX",
+                        help="Refuse the export unless its manifest.json has this sha256 (`sha256sum "
+                             "DIR/manifest.json` where you trust the export). The manifest's own hashes catch "
+                             "accidents; this also catches a directory someone rewrote.")(f)

@@ -1,15 +1,18 @@
 """Build (or reuse) one plan per graph of an export directory, for each target.
 
 For every (target, graph): the cache key from the ONNX and weights sha256 (read from disk and
-checked against the manifest), library, target, profile and options; an intact plan with that key
-is kept, anything else is rebuilt and written atomically (store.py). Only the files the build reads
-are checked, so a directory holding a subset of the graphs can still build that subset (--graph).
+checked against the manifest by the export loader, nova_deploy.artifacts), library, target,
+profile and options; an intact plan with that key is kept, anything else is rebuilt and written
+atomically (store.py). Only the files the build reads are checked, so a directory holding a
+subset of the graphs can still build that subset (--graph).
 """
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+from nova_deploy.artifacts.export_dir import ExportDir
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.atomic_write import ensure_dir, write_bytes_atomic
 from nova_deploy.engines.builder import build_plan
 from nova_deploy.engines.cache_key import BuildOptions, engine_key, key_fields
@@ -20,8 +23,7 @@ from nova_deploy.engines.store import PLAN_SUFFIX, engines_dir, plan_problem, re
 from nova_deploy.engines.targets import Target
 from nova_deploy.engines.weight_inputs import lift_weights, shared_weight_keys, weight_profile
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.manifest import MANIFEST, read_manifest, spec_from_manifest
-from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.manifest import open_export
 from nova_deploy.export.spec import ExportSpec, GraphSpec
 
 
@@ -36,14 +38,6 @@ class EngineResult:
     reason: str  # why it was (re)built, or "cached"
 
 
-def open_export(path: Path):
-    """manifest and spec of an export directory that is marked valid."""
-    manifest = read_manifest(path)
-    if not manifest.get("valid", False):
-        raise InvalidArgument(f"{path}: the export was not marked valid (its validation failed); export it again")
-    return manifest, spec_from_manifest(manifest, str(Path(path) / MANIFEST))
-
-
 def select_graphs(spec: ExportSpec, names: Optional[Sequence[str]]) -> List[GraphSpec]:
     if not names:
         return list(spec.graphs)
@@ -54,34 +48,35 @@ def select_graphs(spec: ExportSpec, names: Optional[Sequence[str]]) -> List[Grap
     return [spec.graph(n) for n in dict.fromkeys(names)]
 
 
-def verified_sha256(path: Path, manifest: dict, name: str) -> str:
-    """The file's sha256, computed now, when it equals the manifest's; EngineError otherwise."""
-    entry = (manifest.get("files") or {}).get(name)
-    f = Path(path) / name
-    if entry is None:
-        raise EngineError(f"{Path(path) / MANIFEST}: lists no sha256 for {name}; export again")
-    if not f.is_file():
-        raise EngineError(f"{f}: missing (listed in {MANIFEST}); export again")
-    digest = sha256_file(f)
-    if digest != entry.get("sha256"):
-        raise EngineError(f"{f}: sha256 differs from {MANIFEST}: the file changed after export; export again")
-    return digest
+def verified_sha256(export: ExportDir, names: Sequence[str]) -> Dict[str, str]:
+    """sha256 of the files the build reads, computed now and equal to the manifest's (the loader's
+    checks: inside the directory, size, sha256); EngineError otherwise."""
+    try:
+        return export.verify(names)
+    except InvalidArgument as e:
+        raise EngineError(f"{e}; export again") from None
 
 
 def build_engines(export_path, library: Library, targets: Sequence[Target], options: BuildOptions = BuildOptions(),
-                  graphs: Optional[Sequence[str]] = None, progress: bool = False) -> List[EngineResult]:
+                  graphs: Optional[Sequence[str]] = None, progress: bool = False,
+                  expect_sha256: Optional[str] = None) -> List[EngineResult]:
+    """expect_sha256: the manifest's digest the caller trusts; the export is refused when it differs."""
     from tqdm import tqdm
 
     export_path = Path(export_path)
-    manifest, spec = open_export(export_path)
+    export = open_export(export_path, expect_sha256=expect_sha256, check_files=False)
+    manifest, spec = export.manifest, export.spec
     max_batch = check_max_batch(spec, options.max_batch)
     chosen = select_graphs(spec, graphs)
-    weights_sha = verified_sha256(export_path, manifest, WEIGHTS_FILE)
-    onnx_sha = {g.name: verified_sha256(export_path, manifest, g.file) for g in chosen}
+    # shared weights are chosen over every graph present, so a --graph subset lifts the same tensors
+    read = [g for g in spec.graphs if (export_path / g.file).is_file()] if options.weights == "shared" else chosen
+    digests = verified_sha256(export, [WEIGHTS_FILE, *dict.fromkeys(g.file for g in read + chosen)])
+    weights_sha = digests[WEIGHTS_FILE]
+    onnx_sha = {g.name: digests[g.file] for g in chosen}
     cache_blob = _read_timing_cache(options.timing_cache)
     shared = set()
-    if options.weights == "shared":  # over every graph present, so a --graph subset lifts the same tensors
-        shared = shared_weight_keys(export_path / g.file for g in spec.graphs if (export_path / g.file).is_file())
+    if options.weights == "shared":
+        shared = shared_weight_keys(export_path / g.file for g in read)
     # (serialized graph with its shared weights as inputs, those inputs): the same for every target
     lifted_graphs = {g.name: lift_weights(export_path / g.file, shared) if shared else (None, []) for g in chosen}
 

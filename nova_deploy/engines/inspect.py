@@ -8,11 +8,11 @@ does only on a GPU; with one (and the library) they are added, without one that 
 from pathlib import Path
 from typing import List
 
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.engines.library import load_library
 from nova_deploy.engines.store import ENGINES_SUBDIR, PLAN_SUFFIX, plan_problem, read_sidecar
 from nova_deploy.engines.targets import current_capability
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
 
 
 def _mb(n: int) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 from nova_deploy.atomic_write import write_bytes_atomic, write_json_atomic
+from nova_deploy.artifacts.hashing import sha256_file
 from nova_deploy.engines.cache_key import KEY_FIELDS, engine_key
 from nova_deploy.engines.errors import EngineError
-from nova_deploy.export.onnx_io import sha256_file
 
 ENGINES_SUBDIR = "engines"
 PLAN_SUFFIX, SIDECAR_SUFFIX = ".plan", ".json"

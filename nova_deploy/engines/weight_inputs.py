@@ -19,8 +19,8 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 import onnx
 from onnx import helper
 
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.engines.errors import EngineError
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.shared_weights import external_initializers, external_place, map_weights_file
 
 DEVICE_ALIGN = 256  # TensorRT wants tensor addresses 256-byte aligned

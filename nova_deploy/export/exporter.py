@@ -14,17 +14,19 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 import torch
 
-from nova_deploy.errors import InvalidArgument
+from nova_deploy.artifacts.hashing import file_size, sha256_file
+from nova_deploy.artifacts.manifest import write_manifest
+from nova_deploy.artifacts.names import CODEBOOK, MANIFEST, WEIGHTS_FILE
+from nova_deploy.errors import InvalidArgument, NovaDeployError
 from nova_deploy.export.graphs import graph_module
-from nova_deploy.export.manifest import (CODEBOOK, MANIFEST, build_manifest, model_fingerprint, read_manifest,
-                                         spec_from_manifest, write_manifest)
-from nova_deploy.export.onnx_io import (WEIGHTS_FILE, GraphWriter, dummy_inputs, export_graph, file_size,
-                                        sha256_file, trace_sizes)
+from nova_deploy.export.manifest import build_manifest, model_fingerprint, open_export
+from nova_deploy.export.model_check import configs_of
+from nova_deploy.export.onnx_io import GraphWriter, dummy_inputs, export_graph, trace_sizes
 from nova_deploy.export.out_dir import (OWNER_MARKER, check_out_dir, make_partial_dir, put_in_place, remove_failed,
                                         set_aside_failed, write_failure)
 from nova_deploy.export.precision import check_representable, to_precision
@@ -32,8 +34,6 @@ from nova_deploy.export.spec import DEFAULT_OPSET, ExportSpec, PruneRange, build
 from nova_deploy.export.validate import Failure, ValidationReport, validate_export
 from nova_deploy.memory_estimate import generation_bytes, require_memory
 from nova_deploy.model_source import ModelSource
-from nova_deploy.models.presets import VARConfig, VQVAEConfig
-from nova_deploy.models.quantizer import PhiPartiallyShared, PhiShared
 from nova_deploy.models.var import VAR
 from nova_deploy.models.vqvae import VQVAE
 
@@ -47,25 +47,6 @@ class ExportResult:
     peak_rss_mb: float
     reused: bool = False  # --out already held this very export (same model, options, version, files)
     trace_peak_rss_mb: Optional[float] = None  # the peak up to the end of tracing; later, validation's
-
-
-def configs_of(var: VAR, vae: VQVAE) -> Tuple[VARConfig, VQVAEConfig]:
-    """The configs of built models (whatever file or preset they came from)."""
-    blk = var.blocks[0]
-    var_cfg = VARConfig(depth=var.depth, embed_dim=var.C, num_heads=var.num_heads, num_classes=var.num_classes,
-                        patch_nums=tuple(var.patch_nums), norm_eps=blk.ln_wo_grad.eps, shared_aln=blk.shared_aln,
-                        attn_l2_norm=blk.attn.attn_l2_norm, mlp_ratio=blk.ffn.fc1.out_features / var.C)
-    qr = vae.quantize.quant_resi
-    if isinstance(qr, PhiPartiallyShared):
-        share = len(qr.qresi_ls)
-    elif isinstance(qr, PhiShared):
-        share = 1
-    else:  # PhiNonShared: one Phi per scale
-        share = 0
-    vae_cfg = VQVAEConfig(vocab_size=vae.vocab_size, z_channels=vae.Cvae, ch=vae.encoder.conv_in.out_channels,
-                          share_quant_resi=share, v_patch_nums=tuple(vae.quantize.v_patch_nums), ch_mult=vae.ch_mult,
-                          num_res_blocks=vae.decoder.num_res_blocks, norm_groups=vae.decoder.norm_out.num_groups)
-    return var_cfg, vae_cfg
 
 
 def source_record(src: ModelSource) -> dict:
@@ -172,36 +153,34 @@ def up_to_date_export(out: Path, fingerprint: str, spec: ExportSpec) -> Optional
 
     if not (out / MANIFEST).is_file():
         return None
-    manifest = read_manifest(out)
-    same = (manifest.get("valid") is True and manifest["model"].get("fingerprint") == fingerprint
+    try:  # the loader: schema, names inside out, every size and sha256 as listed
+        manifest = open_export(out).manifest
+    except NovaDeployError:
+        return None
+    same = (manifest["model"]["fingerprint"] == fingerprint
             and manifest.get("versions", {}).get("nova_deploy") == __version__
             and {k: manifest.get(k) for k in spec.to_json()} == spec.to_json())
-    if not same:
-        return None
-    for name, entry in manifest.get("files", {}).items():
-        path = out / name
-        if not path.is_file() or file_size(path) != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
-            return None
-    return manifest
+    return manifest if same else None
 
 
 # ---------------------------------------------------------------------------------- re-validation
-def validate_dir(out, src: ModelSource, threads: Optional[int] = None, progress: bool = False) -> ValidationReport:
-    """Re-run every validation check on an export directory against src's models; ExportError on
-    any failure. The directory is not modified."""
+def validate_dir(out, src: ModelSource, threads: Optional[int] = None, progress: bool = False,
+                 expect_sha256: Optional[str] = None) -> ValidationReport:
+    """Re-run every validation check on an export directory against src's models, the export
+    compared with the model first (model_check); ExportError on any failure. expect_sha256: the
+    manifest's digest the caller trusts (refused when it differs). The directory is not modified."""
     out = Path(out)
-    manifest = read_manifest(out)
+    export = open_export(out, expect_sha256=expect_sha256, require_valid=False, check_files=False)
+    manifest = export.manifest
     var, vae = src.var, src.vae
     fingerprint = model_fingerprint(var, vae)
     if manifest["model"]["fingerprint"] != fingerprint:
         raise InvalidArgument(f"{out} was exported from another model ({manifest['model'].get('description')}); "
                               f"this one ({src.description}) has fingerprint {fingerprint[:12]}, the export "
                               f"{manifest['model']['fingerprint'][:12]}")
-    spec = spec_from_manifest(manifest, str(out / MANIFEST))
-    files = {name: entry["sha256"] for name, entry in manifest.get("files", {}).items()}
-    report = validate_export(out, spec, var, vae, files=files, threads=threads or torch.get_num_threads(),
+    report = validate_export(out, export.spec, var, vae, export=export, threads=threads or torch.get_num_threads(),
                              progress=progress)
-    if not manifest.get("valid", False):
+    if not manifest["valid"]:
         report.failures.insert(0, Failure(MANIFEST, "the export was not marked valid when it was written"))
     report.raise_if_failed(str(out))
     return report

@@ -1,5 +1,8 @@
 """manifest.json: what an export directory holds and how to run it.
 
+Written and read through nova_deploy.artifacts (manifest.py: atomic write, schema check;
+export_dir.py: the loader); this module builds its content and reads the spec back.
+
 Schema (format_version 1):
   format, format_version
   valid               true only when every validation check passed
@@ -17,23 +20,19 @@ Schema (format_version 1):
   validation          cases, tolerance table, failures, worst error per output
 """
 import hashlib
-import json
-import os
 import platform
 from dataclasses import asdict
-from pathlib import Path
 from typing import Dict
 
 import torch
 
 from nova_deploy import __version__
+from nova_deploy.artifacts.export_dir import ExportDir
+from nova_deploy.artifacts.manifest import FORMAT, FORMAT_VERSION
+from nova_deploy.artifacts.names import CODEBOOK, MANIFEST
 from nova_deploy.errors import ExportError, InvalidArgument
 from nova_deploy.export.spec import ExportSpec, PruneRange, build_spec
 from nova_deploy.models.presets import VARConfig, VQVAEConfig
-
-FORMAT, FORMAT_VERSION = "nova-deploy-export", 1
-MANIFEST = "manifest.json"
-CODEBOOK = "codebook.npy"
 
 
 def model_fingerprint(*models: torch.nn.Module) -> str:
@@ -91,30 +90,6 @@ def build_manifest(*, spec_json: dict, valid: bool, fingerprint: str, source: di
     }
 
 
-def write_manifest(out_dir: Path, manifest: dict) -> Path:
-    path = Path(out_dir) / MANIFEST
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_manifest(out_dir: Path) -> dict:
-    path = Path(out_dir) / MANIFEST
-    if not path.is_file():
-        raise InvalidArgument(f"{out_dir}: not an export directory (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidArgument(f"{path}: unreadable manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise InvalidArgument(f"{path}: not a nova-deploy export manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise InvalidArgument(f"{path}: manifest format_version {manifest.get('format_version')!r}; "
-                              f"this nova-deploy reads version {FORMAT_VERSION}")
-    return manifest
-
-
 def _config(cls, raw: dict):
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
@@ -136,3 +111,9 @@ def spec_from_manifest(manifest: dict, where: str = MANIFEST) -> ExportSpec:
         raise ExportError(f"{where}: its graph declarations differ from the spec this nova-deploy builds for the "
                           f"same options (exported by another version?)")
     return spec
+
+
+def open_export(path, **checks) -> ExportDir:
+    """The export directory through the one loader (ExportDir.open: schema, paths inside it, sizes
+    and hashes; `checks` are its options), with the spec its manifest declares."""
+    return ExportDir.open(path, read_spec=spec_from_manifest, **checks)

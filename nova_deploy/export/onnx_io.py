@@ -14,7 +14,6 @@ import hashlib
 import inspect
 import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +23,11 @@ import onnx
 import onnx_ir as ir
 import torch
 
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.errors import ExportError
 from nova_deploy.export import vocabulary
 from nova_deploy.export.spec import GraphSpec
 
-WEIGHTS_FILE = "weights.bin"
 INLINE_MAX_BYTES = 1024  # smaller initializers (shape constants, scalars) stay inside the graph
 ALIGN, BIG_ALIGN, BIG_TENSOR = 64, 65536, 1 << 20  # large tensors page-aligned, so runtimes can mmap them
 
@@ -205,17 +204,3 @@ class GraphWriter:
             self.report.tensors_written += 1
             self.report.bytes_written = self._weights.tell()
         return self._offsets[digest]
-
-
-def sha256_file(path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                return h.hexdigest()
-            h.update(block)
-
-
-def file_size(path) -> int:
-    return os.path.getsize(path)

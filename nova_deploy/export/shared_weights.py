@@ -13,8 +13,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import onnx
 
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
 
 NUMPY_OF_ONNX = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16,
                  onnx.TensorProto.BFLOAT16: np.uint16, onnx.TensorProto.INT64: np.int64,

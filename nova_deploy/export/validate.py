@@ -1,7 +1,8 @@
 """Validation of an export; part of every export, and `nova-deploy validate DIR` re-runs it.
 
 Checks, all collected before one ExportError lists every failure:
-- files: present, sha256 as in the manifest;
+- files (re-validation): inside the directory, size and sha256 as in the manifest; the export
+  against the model: configs, codebook, every stored weight (model_check);
 - structure: onnx.checker; opset; input and output names, order, dtypes and shapes equal the
   spec, with no dynamic axis the spec does not declare;
 - numerics: ONNX Runtime (CPU EP) against the PyTorch model (fp32, the model's own per-scale API
@@ -23,14 +24,17 @@ import numpy as np
 import onnx
 import torch
 
-from nova_deploy.errors import ExportError
+from nova_deploy.artifacts.export_dir import ExportDir
+from nova_deploy.artifacts.names import WEIGHTS_FILE
+from nova_deploy.errors import ExportError, NovaDeployError
 from nova_deploy.export.bf16_emulation import Fp32Weights, emulate_bf16, round_to_bf16
-from nova_deploy.export.onnx_io import WEIGHTS_FILE, sha256_file
+from nova_deploy.export.model_check import export_mismatches
 from nova_deploy.export.reference import Case, GraphRun, reference_runs, validation_cases
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import ExportSpec, GraphSpec
 from nova_deploy.models.var import VAR
 from nova_deploy.models.vqvae import VQVAE
+from nova_deploy.ort_session import open_session
 
 # (atol, rtol) per precision and tensor role. Every element must satisfy
 #     |onnxruntime - pytorch| <= atol + rtol * max|pytorch output|
@@ -48,7 +52,6 @@ TOLERANCES: Dict[str, Dict[str, Tuple[float, float]]] = {
     "bf16": {**_FP32, "cond": (1e-3, 3e-2), "tokens": (1e-3, 3e-2), "logits": (1e-3, 5e-2), "kv": (1e-3, 5e-2),
              "branch": (1e-3, 5e-2)},
 }
-ORT_PROVIDERS = ["CPUExecutionProvider"]  # validation runs where no GPU is; never the CUDA EP here
 
 @dataclass(frozen=True)
 class Failure:
@@ -160,25 +163,16 @@ def _check_value(g: GraphSpec, kind: str, v: onnx.ValueInfoProto, t) -> List[Fai
 
 # ---------------------------------------------------------------------------------- numerics
 class OrtGraph:
-    """One graph in an ONNX Runtime CPU session; bf16 graphs run emulated (bf16_emulation)."""
+    """One graph in an ONNX Runtime CPU session (ort_session, as the runtime opens them; validation
+    runs where no GPU is, so never on the CUDA EP); bf16 graphs run emulated (bf16_emulation)."""
 
     def __init__(self, path: Path, g: GraphSpec, emulate: bool, threads: int, weights: SharedWeights):
         """path: the graph, or its emulated copy (emulated_copies) when emulate; weights: the
         weights file that graph references, mapped once for all sessions."""
-        import onnxruntime as ort
-
         self.g, self.emulate = g, emulate
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
-        so.enable_cpu_mem_arena = False  # 22 d16 sessions, each arena keeping its peak, took most of 24 GB
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if emulate:  # keep every rounding Cast the emulation inserted
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        weights.add_to(so, path)  # one copy of the weights for all sessions (d16: 10 scale graphs x 1.2 GB)
         self.weights = weights  # the session reads the OrtValues it was given: they must outlive it
-        self.session = ort.InferenceSession(str(path), so, providers=ORT_PROVIDERS)
+        # emulated graphs keep every rounding Cast the emulation inserted (no optimization)
+        self.session = open_session(path, threads=threads, device="cpu", weights=weights, optimize=not emulate)
 
     def run(self, feeds: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
         arrays = {t.name: self._to_numpy(feeds[t.name], t.dtype) for t in self.g.inputs}
@@ -250,23 +244,26 @@ def compare_outputs(g: GraphSpec, case: Case, got: Dict[str, np.ndarray], run: G
     return fails
 
 
-def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, files: Optional[Dict[str, str]] = None,
+def validate_export(out_dir: Path, spec: ExportSpec, var: VAR, vae: VQVAE, export: Optional[ExportDir] = None,
                     threads: int = 1, progress: bool = False) -> ValidationReport:
     """Every check on the graphs in out_dir; never raises for a mismatch, returns them all.
 
-    var, vae: the fp32 models the export came from. files: expected sha256 per file name."""
+    var, vae: the fp32 models the export came from. export: the directory as opened by the loader,
+    when re-validating a written export: its files are checked against the manifest and the export
+    against the model (model_check) before the graphs run."""
     out_dir = Path(out_dir)
     emulate = spec.precision == "bf16"
     report = ValidationReport(precision=spec.precision, cases=validation_cases(spec),
                               backend="onnxruntime CPUExecutionProvider"
                                       + (" (bf16 emulated: fp32 compute, bf16 rounding of every bf16 tensor)"
                                          if emulate else ""))
-    for name, digest in (files or {}).items():
-        path = out_dir / name
-        if not path.is_file():
-            report.failures.append(Failure(name, "file missing"))
-        elif sha256_file(path) != digest:
-            report.failures.append(Failure(name, "sha256 differs from the manifest (file changed after export)"))
+    if export is not None:
+        for name in sorted(export.manifest["files"]):
+            try:
+                export.verify([name])
+            except NovaDeployError as e:
+                report.failures.append(Failure(name, str(e)))
+        report.failures += [Failure(what, message) for what, message in export_mismatches(export, spec, var, vae)]
 
     with tempfile.TemporaryDirectory(prefix="nova-validate-") as work:
         sessions = _load_sessions(out_dir, spec, report, threads, Path(work) if emulate else None, progress)

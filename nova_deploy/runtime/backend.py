@@ -30,7 +30,7 @@ class Backend(ABC):
     name: str = ""
 
     def __init__(self, export, device: torch.device, threads: Optional[int] = None):
-        self.export = export  # nova_deploy.runtime.export_dir.ExportDir
+        self.export = export  # nova_deploy.artifacts.export_dir.ExportDir, with its spec
         self.spec = export.spec
         self.device = torch.device(device)
         self.threads = threads

@@ -22,7 +22,9 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from nova_deploy.artifacts.export_dir import ExportDir
 from nova_deploy.errors import require
+from nova_deploy.export.manifest import open_export
 from nova_deploy.generation.inputs import make_generator, resolve_labels
 from nova_deploy.generation.loop import generate as run_generation
 from nova_deploy.nova.policy import Policy, parse_policy
@@ -30,7 +32,6 @@ from nova_deploy.request_checks import check_runtime_request
 from nova_deploy.runtime.backend import Backend
 from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.buffers import GenerationBuffers
-from nova_deploy.runtime.export_dir import ExportDir
 from nova_deploy.runtime.graph_executor import GraphExecutor
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.runtime.timing import GraphClock, Timing
@@ -74,8 +75,13 @@ class Pipeline:
 
     @classmethod
     def from_dir(cls, path, backend: str = "onnxruntime", device: Union[str, torch.device] = "cpu",
-                 threads: Optional[int] = None, verify_hashes: bool = True) -> "Pipeline":
-        export = ExportDir.open(path, verify_hashes=verify_hashes)
+                 threads: Optional[int] = None, verify_hashes: bool = True,
+                 expect_sha256: Optional[str] = None) -> "Pipeline":
+        """The export at path (checked by the loader: schema, files inside it, sizes and sha256s
+        against its manifest; expect_sha256, the manifest's own sha256 from a source you trust,
+        refuses any other manifest) on an activated backend."""
+        export = open_export(path, verify_hashes=verify_hashes, expect_sha256=expect_sha256)
+        export.codebook  # a bad codebook is refused before the backend loads every graph
         return cls(export, open_backend(backend, export, device=device, threads=threads))
 
     def close(self) -> None:

@@ -12,10 +12,13 @@ from typing import Sequence
 
 import torch
 
-from nova_deploy.export.exporter import configs_of, source_record
+from nova_deploy.artifacts.hashing import file_size, sha256_file
+from nova_deploy.artifacts.manifest import write_manifest
+from nova_deploy.export.exporter import source_record
+from nova_deploy.export.model_check import configs_of
 from nova_deploy.export.graphs import graph_module
-from nova_deploy.export.manifest import build_manifest, model_fingerprint, write_manifest
-from nova_deploy.export.onnx_io import GraphWriter, dummy_inputs, export_graph, file_size, sha256_file, trace_sizes
+from nova_deploy.export.manifest import build_manifest, model_fingerprint
+from nova_deploy.export.onnx_io import GraphWriter, dummy_inputs, export_graph, trace_sizes
 from nova_deploy.export.spec import build_spec
 from nova_deploy.model_source import resolve_models
 

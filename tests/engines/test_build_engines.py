@@ -7,6 +7,8 @@ import pytest
 
 from cli_runner import run_cli
 from conftest import GRAPHS, TARGET
+from nova_deploy.artifacts.hashing import file_size, sha256_file
+from nova_deploy.artifacts.manifest import read_manifest, write_manifest
 from nova_deploy.engines.build_dir import build_engines
 from nova_deploy.engines.cache_key import BuildOptions, engine_key
 from nova_deploy.engines.errors import EngineError
@@ -15,8 +17,7 @@ from nova_deploy.engines.store import load_plan, sidecar_path
 from nova_deploy.engines.targets import parse_targets
 from nova_deploy.engines.weight_inputs import WeightInput, weight_profile
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.manifest import read_manifest, spec_from_manifest, write_manifest
-from nova_deploy.export.onnx_io import file_size, sha256_file
+from nova_deploy.export.manifest import spec_from_manifest
 
 
 def build(rtx, path, **options):

@@ -14,8 +14,9 @@ from nova_deploy.engines.store import sidecar_path
 from nova_deploy.engines.targets import parse_targets
 from nova_deploy.engines.weight_inputs import (DEVICE_ALIGN, WeightInput, check_in_file, device_weights,
                                                place_weights)
-from nova_deploy.export.manifest import read_manifest, spec_from_manifest
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
+from nova_deploy.artifacts.manifest import read_manifest
+from nova_deploy.artifacts.names import WEIGHTS_FILE
+from nova_deploy.export.manifest import spec_from_manifest
 from nova_deploy.export.shared_weights import external_initializers
 
 

@@ -2,7 +2,6 @@
 without a GPU), and execution itself where a GPU and TensorRT exist (trt_exec: skipped here)."""
 import json
 import shutil
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,14 +10,13 @@ import torch
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.engines.store import sidecar_path
 from nova_deploy.errors import BackendUnavailable
-from nova_deploy.export.manifest import read_manifest, spec_from_manifest
+from nova_deploy.export.manifest import open_export
 from nova_deploy.runtime.backends import backend_class
 from nova_deploy.runtime.backends.tensorrt_backend import TensorRTBackend, check_sidecar, find_engines_dir
 
 
 def export_of(path):
-    manifest = read_manifest(path)
-    return SimpleNamespace(path=path, manifest=manifest, spec=spec_from_manifest(manifest))
+    return open_export(path, check_files=False)
 
 
 def test_registry_imports_the_backend_without_tensorrt():

@@ -8,10 +8,11 @@ import torch
 from onnx import TensorProto, helper
 
 from cli_runner import run_cli
+from nova_deploy.artifacts.manifest import FORMAT, FORMAT_VERSION
+from nova_deploy.artifacts.names import MANIFEST
 from nova_deploy.errors import ExportError, InvalidArgument
 from nova_deploy.export import exporter
 from nova_deploy.export.exporter import export_model
-from nova_deploy.export.manifest import FORMAT, FORMAT_VERSION, MANIFEST
 from nova_deploy.export.precision import check_representable
 from export_sources import one_thread, preset_source  # noqa: F401  (one_thread: autouse fixture)
 

@@ -84,7 +84,8 @@ def test_runtime_on_low_precision_graphs(lp_export):
 def test_fp16_sessions_are_opened_per_run_during_validation(lp_export, tmp_path):
     """fp16 sessions on the CPU EP hold fp32 copies of their weights, so validation does not keep
     them open; emulated bf16 sessions share one fp32 file and stay open."""
-    from nova_deploy.export.manifest import read_manifest, spec_from_manifest
+    from nova_deploy.artifacts.manifest import read_manifest
+    from nova_deploy.export.manifest import spec_from_manifest
     from nova_deploy.export.validate import ValidationReport, _load_sessions
 
     precision, result = lp_export

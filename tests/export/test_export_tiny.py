@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from cli_runner import run_cli
+from nova_deploy.artifacts.names import CODEBOOK, MANIFEST, WEIGHTS_FILE
 from nova_deploy.errors import ExportError
 from nova_deploy.export.exporter import export_model, validate_dir
-from nova_deploy.export.manifest import CODEBOOK, MANIFEST, model_fingerprint, spec_from_manifest
-from nova_deploy.export.onnx_io import INLINE_MAX_BYTES, WEIGHTS_FILE
+from nova_deploy.export.manifest import model_fingerprint, spec_from_manifest
+from nova_deploy.export.onnx_io import INLINE_MAX_BYTES
 from nova_deploy.export.validate import check_structure
 from export_sources import one_thread, preset_source  # noqa: F401  (one_thread: autouse fixture)
 

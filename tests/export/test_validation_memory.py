@@ -10,8 +10,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from nova_deploy.export.exporter import configs_of
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
+from nova_deploy.artifacts.names import WEIGHTS_FILE
+from nova_deploy.export.model_check import configs_of
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import PruneRange, build_spec
 from nova_deploy.export.reference import Case, reference_runs

@@ -8,7 +8,6 @@ from nova_deploy.export.spec import build_spec
 from nova_deploy.models.presets import get_preset
 from nova_deploy.runtime.backend import Backend, check_feeds, output_buffers
 from nova_deploy.runtime.backends import backend_class
-from nova_deploy.runtime.export_dir import ExportDir
 
 SPEC = build_spec(get_preset("small").var, get_preset("small").vae, max_batch=2)
 
@@ -106,10 +105,3 @@ def test_unknown_backend_and_missing_device_are_clear():
     for name in ("torch", "onnxruntime"):
         with pytest.raises(BackendUnavailable, match="no CUDA device"):
             backend_class(name)(type("E", (), {"spec": SPEC})(), "cuda").activate()
-
-
-def test_export_dir_refuses_what_is_not_an_export(tmp_path):
-    with pytest.raises(InvalidArgument, match="no such export directory"):
-        ExportDir.open(tmp_path / "missing")
-    with pytest.raises(InvalidArgument, match="not an export directory"):
-        ExportDir.open(tmp_path)

@@ -8,8 +8,8 @@ import torch
 
 from cli_runner import run_cli
 from export_sources import one_thread  # noqa: F401  (autouse: one CPU thread)
+from nova_deploy.artifacts.names import MANIFEST
 from nova_deploy.errors import BackendUnavailable, InvalidArgument
-from nova_deploy.export.manifest import MANIFEST
 from nova_deploy.runtime.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow  # needs the session's small export

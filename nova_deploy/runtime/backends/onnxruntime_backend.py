@@ -17,23 +17,12 @@ from typing import Dict, Mapping, Optional
 import onnxruntime as ort
 import torch
 
-from nova_deploy.errors import BackendUnavailable, InvalidArgument
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
+from nova_deploy.artifacts.names import WEIGHTS_FILE
+from nova_deploy.errors import BackendUnavailable, NovaDeployError
 from nova_deploy.export.shared_weights import SharedWeights
 from nova_deploy.export.spec import GraphSpec
+from nova_deploy.ort_session import open_session, providers_for
 from nova_deploy.runtime.backend import Backend
-
-def _providers(device: torch.device) -> list:
-    if device.type == "cpu":
-        return ["CPUExecutionProvider"]
-    if device.type != "cuda":
-        raise InvalidArgument(f"backend onnxruntime runs on cpu or cuda, not {device}")
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("backend onnxruntime: device cuda requested but torch sees no CUDA device")
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise BackendUnavailable(f"backend onnxruntime: this onnxruntime has no CUDA execution provider "
-                                 f"(available: {', '.join(ort.get_available_providers())}); install onnxruntime-gpu")
-    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
 
 
 class OnnxRuntimeBackend(Backend):
@@ -51,30 +40,21 @@ class OnnxRuntimeBackend(Backend):
     def activate(self) -> None:
         if self.active:
             return
-        providers = _providers(self.device)
+        providers_for(self.device)  # a missing device or provider is refused before the bf16 check
         if self.spec.precision == "bf16" and self.device.type == "cpu":
             raise BackendUnavailable("bf16 graphs do not run on ONNX Runtime's CPU execution provider (it has no "
                                      "bf16 kernels; the export validated them by emulation): use --device cuda, "
                                      "the tensorrt backend, or an fp16/fp32 export on CPU")
         self.weights = SharedWeights(self.export.file(WEIGHTS_FILE)) if self.share_prepacked else None
         self.sessions: Dict[str, ort.InferenceSession] = {}
+        threads = int(self.threads or torch.get_num_threads())
         for g in self.spec.graphs:
             path = self.export.file(g.file)
-            so = ort.SessionOptions()
-            so.log_severity_level = 3
-            if not self.memory_arena:
-                so.enable_cpu_mem_arena = False
-                so.enable_mem_pattern = False
-            so.intra_op_num_threads = int(self.threads or torch.get_num_threads())
-            so.inter_op_num_threads = 1
-            # every session owns a thread pool whose workers spin after each run by default: with 16
-            # sessions and torch's own pool (sampling) between graph calls, spinning workers took
-            # the cores from whoever ran next (docs/RUNTIME.md has the measurement)
-            so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-            if self.weights is not None:
-                self.weights.add_to(so, path)
             try:
-                self.sessions[g.name] = ort.InferenceSession(str(path), so, providers=providers)
+                self.sessions[g.name] = open_session(path, threads=threads, device=self.device, weights=self.weights,
+                                                     spin=self.spin, memory_arena=self.memory_arena)
+            except NovaDeployError:
+                raise
             except Exception as e:  # ORT raises its own types (Fail, NotImplemented, InvalidGraph, ...)
                 first = (str(e).strip().splitlines() or [type(e).__name__])[0]
                 raise BackendUnavailable(f"onnxruntime {ort.__version__} cannot load {path}: {first[:300]}") from e

@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 
+from nova_deploy.artifacts.names import WEIGHTS_FILE
 from nova_deploy.engines.errors import EngineError
 from nova_deploy.engines.io_plan import bindings, graph_bucket, match_engine_io, shapes_of, shared_device_memory
 from nova_deploy.engines.library import LIBRARIES, Library, installed_libraries, load_library
@@ -30,7 +31,6 @@ from nova_deploy.engines.store import ENGINES_SUBDIR, PLAN_SUFFIX, load_plan, re
 from nova_deploy.engines.targets import PORTABLE, Target, current_capability
 from nova_deploy.engines.weight_inputs import WeightInput, check_in_file, device_weights, place_weights
 from nova_deploy.errors import BackendUnavailable
-from nova_deploy.export.onnx_io import WEIGHTS_FILE
 from nova_deploy.export.spec import GraphSpec
 from nova_deploy.runtime.backend import Backend
 
@@ -131,7 +131,7 @@ class TensorRTBackend(Backend):
         for ctx in self._contexts.values():
             ctx.set_device_memory(self._scratch.data_ptr(), self._scratch.numel())
         placement = place_weights(lifted.values())
-        self._weights = device_weights(self.export.path / WEIGHTS_FILE, placement, self.device)
+        self._weights = device_weights(self.export.file(WEIGHTS_FILE), placement, self.device)
         for name, weights in lifted.items():  # static shapes, fixed addresses: bound once for good
             for w in weights:
                 self._contexts[name].set_tensor_address(w.name, self._weights.data_ptr() + placement.offsets[w.key])
