@@ -29,8 +29,8 @@ from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.buffers import GenerationBuffers, view
 from nova_deploy.runtime.export_dir import ExportDir
 from nova_deploy.runtime.policy_fit import check_policy_fits
-from nova_deploy.sampler import build_trace, make_generator, resolve_labels
-from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
+from nova_deploy.sampler import build_trace, resolve_labels
+from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng, random_streams,
                                   sample_with_top_k_top_p_, smooth_temperature)
 
 
@@ -107,14 +107,18 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, labels: Union[Sequence[int], torch.Tensor], seed: Optional[int] = None, cfg: float = 1.5,
                  top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False,
-                 policy: Union[str, Policy] = "none", want_trace: bool = False) -> RuntimeResult:
+                 policy: Union[str, Policy] = "none", want_trace: bool = False,
+                 seeds: Optional[Sequence[int]] = None) -> RuntimeResult:
+        """seed: one random stream for the batch, in the official order (the official code's images).
+        seeds: one int64 seed per image, each image drawing from its own stream, so that an image does
+        not depend on the rest of its batch (up to NOVA's batch rule: kept counts are the batch's maximum)."""
         params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
         policy = parse_policy(policy) if isinstance(policy, str) else policy
         check_policy_fits(policy, self.spec)
         B = len(labels)
         require(1 <= B <= self.max_batch, f"batch of {B} images: this export takes 1..{self.max_batch} "
                                           f"(re-export with --max-batch {B} for more)")
-        rng = make_generator(seed, self.device)
+        rng = random_streams(seed, seeds, B, self.device)
         label_B = resolve_labels(self.spec.var.num_classes, B, labels, rng, self.device)
         bufs = self.buffers.take(B)
         try:
