@@ -32,6 +32,7 @@ def with_all_commands() -> click.Group:
     from nova_deploy.cli import commands_eval, commands_export, commands_model  # noqa: F401
     from nova_deploy.cli import commands_engines  # noqa: F401  (build-engines, inspect)
     from nova_deploy.cli import commands_bench  # noqa: F401  (bench)
+    from nova_deploy.cli import commands_serve  # noqa: F401  (triton-repo)
     return cli
 
 
