@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow  # needs the session's small export
 
 @pytest.fixture(scope="module")
 def pipe(small_export):
-    assert small_export.manifest["spec"]["precision"] == "fp32"
+    assert small_export.manifest["precision"] == "fp32"
     with Pipeline.from_dir(small_export.out_dir, backend="onnxruntime", threads=1) as p:
         yield p
 
