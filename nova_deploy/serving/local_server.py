@@ -59,8 +59,10 @@ def system_python_version(python: str = SYSTEM_PYTHON) -> str:
 
 def project_requirements(repo_root: Path) -> List[str]:
     """torch at this process's version (the local CPU wheel), the project's dependencies, nvidia-pytriton."""
-    import tomllib  # Python >= 3.11; only this helper needs it
-
+    try:
+        import tomllib  # Python >= 3.11; only this helper needs it
+    except ModuleNotFoundError:
+        raise PlatformUnsupported("reading pyproject.toml needs Python >= 3.11 (tomllib)") from None
     import torch
 
     deps = tomllib.loads((Path(repo_root) / "pyproject.toml").read_text())["project"]["dependencies"]
