@@ -72,6 +72,24 @@ def timed(fn, jobs, concurrency):
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
+def server_stats(client):
+    return client.get_inference_statistics(MODEL)["model_stats"][0]
+
+
+def stats_delta(before, after):
+    """From Triton's statistics: images per execution, queue time per request, compute per execution."""
+    def delta(*keys):
+        a, b = after, before
+        for k in keys:
+            a, b = a[k], b[k]
+        return float(a) - float(b)
+
+    executions = delta("execution_count")
+    return {"images_per_execution": delta("inference_count") / executions,
+            "queue_ms_per_request": delta("inference_stats", "queue", "ns") / 1e6 / delta("inference_stats", "queue", "count"),
+            "compute_ms_per_execution": delta("inference_stats", "compute_infer", "ns") / 1e6 / executions}
+
+
 def serve(install, export, work, dynamic, threads):
     repo = write_repository(export, work / f"repo_{'dyn' if dynamic else 'nodyn'}",
                             ServingOptions(name=MODEL, dynamic_batching=dynamic, threads=threads))
@@ -117,7 +135,9 @@ def main():
 
                 infer(client(), 0, 0)  # warm-up
                 for c in levels:
+                    before = server_stats(client())
                     r = timed(lambda job: infer(client(), *job), jobs, c)
+                    r.update(stats_delta(before, server_stats(client())))
                     report["rows"].append({"mode": f"Triton, dynamic batching {'on' if dynamic else 'off'}", **r})
                     print(report["rows"][-1], flush=True)
                 if dynamic and args.identity:
@@ -145,9 +165,13 @@ def print_markdown(report):
     m = report["machine"]
     print(f"\n{m['cpu']}, {m['cores']} cores; load average {m['load_average_at_start'][0]:.2f} at start, "
           f"{m['load_average_at_end'][0]:.2f} at end; {report['threads']} threads per Pipeline\n")
-    print("| mode | concurrency | images/s | p50 ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+    print("| mode | concurrency | images/s | p50 ms | p99 ms | images per execution | queue ms per request | "
+          "compute ms per execution |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in report["rows"]:
-        print(f"| {r['mode']} | {r['concurrency']} | {r['images_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} |")
+        served = (f"{r['images_per_execution']:.1f} | {r['queue_ms_per_request']:.0f} | {r['compute_ms_per_execution']:.0f}"
+                  if "images_per_execution" in r else "- | - | -")
+        print(f"| {r['mode']} | {r['concurrency']} | {r['images_per_s']:.1f} | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{served} |")
     if "identity" in report:
         i = report["identity"]
         print("\n" + ", ".join(f"policy {p}: {k}/{i['requests']} identical" for p, k in i["identical"].items()))
