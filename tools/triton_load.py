@@ -1,15 +1,17 @@
 """Load figures of the Triton-served model against calling Pipeline in process (docs/SERVING.md).
 
-    python tools/triton_load.py EXPORT_DIR [--concurrency 1,4,16] [--requests 64] [--identity 256]
-                                [--threads 2] [--json serving_load.json]
+    python tools/triton_load.py EXPORT_DIR [--concurrency 1,4,16] [--requests 64] [--rounds 4]
+                                [--identity 256] [--threads 2] [--json serving_load.json]
 
-For dynamic batching on and off: writes a repository with `nova-deploy triton-repo`, starts the
-nvidia-pytriton tritonserver on 127.0.0.1 (tritonserver environment as the tests prepare it), and
-at each concurrency sends --requests one-image requests (policy none) from that many HTTP clients:
-images/s and p50/p99 latency per request. In process: the same requests as Pipeline.generate calls
-from that many threads of one Pipeline. Then, with dynamic batching on, the identity figure: how
-many of --identity requests sent by 16 clients give the image of that request generated alone,
-per policy (none, nova). Traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
+Two servers (the nvidia-pytriton tritonserver on 127.0.0.1, environment as the tests prepare it)
+serve repositories written by `nova-deploy triton-repo`, with dynamic batching on and off. At each
+concurrency, --requests one-image requests (policy none) go from that many HTTP clients to each
+server, and as Pipeline.generate calls from that many threads of one Pipeline in this process,
+interleaved in --rounds rounds so that a change in the machine's load falls on every mode alike:
+images/s, p50/p99 latency per request, and from Triton's statistics the images per execution,
+queue time per request and compute time per execution. Then, with dynamic batching on, the
+identity figure: how many of --identity requests sent by 16 clients give the image of that
+request generated alone, per policy (none, nova). Traffic goes to 127.0.0.1 only; every loop is bounded in count and time.
 """
 import argparse
 import json
@@ -54,8 +56,8 @@ def infer(client, class_id, seed, policy="none"):
     return client.infer(MODEL, inputs, outputs=[th.InferRequestedOutput("image")]).as_numpy("image")[0]
 
 
-def timed(fn, jobs, concurrency):
-    """images/s and latencies of fn(job) called for every job from `concurrency` threads."""
+def run(fn, jobs, concurrency):
+    """(wall seconds, latencies) of fn(job) called for every job from `concurrency` threads."""
     latencies = []
 
     def one(job):
@@ -66,10 +68,7 @@ def timed(fn, jobs, concurrency):
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         list(pool.map(one, jobs))
-    wall = time.perf_counter() - t0
-    ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": len(jobs), "images_per_s": len(jobs) / wall,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return time.perf_counter() - t0, latencies
 
 
 def server_stats(client):
@@ -85,9 +84,8 @@ def stats_delta(before, after):
         return float(a) - float(b)
 
     executions = delta("execution_count")
-    return {"images_per_execution": delta("inference_count") / executions,
-            "queue_ms_per_request": delta("inference_stats", "queue", "ns") / 1e6 / delta("inference_stats", "queue", "count"),
-            "compute_ms_per_execution": delta("inference_stats", "compute_infer", "ns") / 1e6 / executions}
+    return {"images": delta("inference_count"), "executions": executions,
+            "queue_ns": delta("inference_stats", "queue", "ns"), "compute_ns": delta("inference_stats", "compute_infer", "ns")}
 
 
 def serve(install, export, work, dynamic, threads):
@@ -99,16 +97,58 @@ def serve(install, export, work, dynamic, threads):
     return LocalTritonServer(install, repo, overlay, work / f"tritonserver_{'dyn' if dynamic else 'nodyn'}.log")
 
 
+def client_factory(srv):
+    """A function giving each calling thread its own HTTP client of srv (a client is not thread-safe)."""
+    import tritonclient.http as th
+
+    local = threading.local()
+
+    def client():
+        if not hasattr(local, "client"):
+            local.client = th.InferenceServerClient(srv.http_url, network_timeout=TIMEOUT_S)
+        return local.client
+    return client
+
+
+def measure(modes, jobs, concurrency, rounds):
+    """Every mode on the same jobs, in `rounds` interleaved rounds (so that a change in the machine's
+    load falls on all modes alike): images/s, p50/p99 latency, and Triton's own figures."""
+    acc = {name: {"wall": 0.0, "latencies": [], "stats": []} for name in modes}
+    per_round = max(1, len(jobs) // rounds)
+    for r in range(rounds):
+        chunk = jobs[r * per_round:(r + 1) * per_round]
+        for name, (fn, client) in modes.items():
+            before = server_stats(client()) if client else None
+            wall, latencies = run(fn, chunk, concurrency)
+            acc[name]["wall"] += wall
+            acc[name]["latencies"] += latencies
+            if client:
+                acc[name]["stats"].append(stats_delta(before, server_stats(client())))
+    rows = []
+    for name, a in acc.items():
+        ms = np.array(a["latencies"]) * 1000
+        row = {"mode": name, "concurrency": concurrency, "requests": len(ms), "images_per_s": len(ms) / a["wall"],
+               "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+        if a["stats"]:
+            total = {k: sum(d[k] for d in a["stats"]) for k in a["stats"][0]}
+            row.update(images_per_execution=total["images"] / total["executions"],
+                       queue_ms_per_request=total["queue_ns"] / 1e6 / total["images"],
+                       compute_ms_per_execution=total["compute_ns"] / 1e6 / total["executions"])
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("export")
     ap.add_argument("--concurrency", default="1,4,16")
-    ap.add_argument("--requests", type=int, default=64)
+    ap.add_argument("--requests", type=int, default=64, help="per mode and concurrency")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds the requests are split into")
     ap.add_argument("--identity", type=int, default=256)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    import tritonclient.http as th
 
     levels = [int(c) for c in args.concurrency.split(",")]
     report = {"machine": {"cpu": cpu_name("unknown CPU"), "cores": os.cpu_count(),
@@ -118,30 +158,19 @@ def main():
     jobs = rows(args.requests)
     install = prepare_install(project_requirements(REPO))
     with Pipeline.from_dir(args.export, backend="onnxruntime", threads=args.threads) as pipe, \
-            tempfile.TemporaryDirectory() as tmp:
-        pipe.generate([0], seeds=[0])  # warm-up
+            tempfile.TemporaryDirectory() as tmp, \
+            serve(install, args.export, Path(tmp), True, args.threads).start(timeout_s=TIMEOUT_S) as on, \
+            serve(install, args.export, Path(tmp), False, args.threads).start(timeout_s=TIMEOUT_S) as off:
+        on_client, off_client = client_factory(on), client_factory(off)
+        modes = {"Pipeline in process": (lambda job: pipe.generate([job[0]], seeds=[job[1]]), None),
+                 "Triton, dynamic batching on": (lambda job: infer(on_client(), *job), on_client),
+                 "Triton, dynamic batching off": (lambda job: infer(off_client(), *job), off_client)}
+        for fn, _ in modes.values():  # warm-up
+            fn((0, 0))
         for c in levels:
-            r = timed(lambda job: pipe.generate([job[0]], seeds=[job[1]]), jobs, c)
-            report["rows"].append({"mode": "Pipeline in process", **r})
-            print(report["rows"][-1], flush=True)
-        for dynamic in (True, False):
-            with serve(install, args.export, Path(tmp), dynamic, args.threads).start(timeout_s=TIMEOUT_S) as srv:
-                local = threading.local()
-
-                def client():  # one per thread: a client is not thread-safe
-                    if not hasattr(local, "client"):
-                        local.client = th.InferenceServerClient(srv.http_url, network_timeout=TIMEOUT_S)
-                    return local.client
-
-                infer(client(), 0, 0)  # warm-up
-                for c in levels:
-                    before = server_stats(client())
-                    r = timed(lambda job: infer(client(), *job), jobs, c)
-                    r.update(stats_delta(before, server_stats(client())))
-                    report["rows"].append({"mode": f"Triton, dynamic batching {'on' if dynamic else 'off'}", **r})
-                    print(report["rows"][-1], flush=True)
-                if dynamic and args.identity:
-                    report["identity"] = identity(pipe, client, args.identity)
+            report["rows"] += measure(modes, jobs, c, args.rounds)
+        if args.identity:
+            report["identity"] = identity(pipe, on_client, args.identity)
         report["machine"]["load_average_at_end"] = os.getloadavg()
     print_markdown(report)
     if args.json:

@@ -11,6 +11,7 @@ from nova_deploy.models.presets import get_preset
 from nova_deploy.serving.requests import Settings, generate_rows, images_uint8, parse_request
 
 SPEC = build_spec(get_preset("small").var, get_preset("small").vae)
+NUM_CLASSES = SPEC.var.num_classes
 
 
 class RecordingPipe:
@@ -44,7 +45,8 @@ def test_rows_carry_their_request_settings_and_defaults():
 
 
 @pytest.mark.parametrize("inputs, message", [
-    (_request([SPEC.var.num_classes, SPEC.var.num_classes + 1], [0, 0]), f"class_id {SPEC.var.num_classes + 1} out of range: valid are 0..{SPEC.var.num_classes - 1}"),
+    (_request([NUM_CLASSES, NUM_CLASSES + 1], [0, 0]),
+     f"class_id {NUM_CLASSES + 1} out of range: valid are 0..{NUM_CLASSES - 1} (or {NUM_CLASSES}, the null class)"),
     (_request([1], [0], policy="bogus"), "unknown policy 'bogus'"),
     (_request([1], [0], top_p=1.5), "top_p must be in [0, 1], got 1.5"),
     ({"class_id": np.array([[1]], np.int32)}, "missing input 'seed'"),
