@@ -43,13 +43,14 @@ def rows(n):
     return [(i % 10, 10_000 + i) for i in range(n)]
 
 
-def infer(client, class_id, seed, policy="none"):
+def infer(client, class_id, seed, policy="none", images=1):
+    """One request of `images` rows (class_id, seed + row); the first row's image."""
     import tritonclient.http as th
 
     inputs = []
-    for name, array, dtype in (("class_id", np.array([[class_id]], np.int32), "INT32"),
-                               ("seed", np.array([[seed]], np.int64), "INT64"),
-                               ("policy", np.array([[policy.encode()]], np.object_), "BYTES")):
+    for name, array, dtype in (("class_id", np.full((images, 1), class_id, np.int32), "INT32"),
+                               ("seed", np.arange(seed, seed + images, dtype=np.int64).reshape(images, 1), "INT64"),
+                               ("policy", np.full((images, 1), policy.encode(), np.object_), "BYTES")):
         t = th.InferInput(name, list(array.shape), dtype)
         t.set_data_from_numpy(array)
         inputs.append(t)
@@ -165,8 +166,12 @@ def main():
         modes = {"Pipeline in process": (lambda job: pipe.generate([job[0]], seeds=[job[1]]), None),
                  "Triton, dynamic batching on": (lambda job: infer(on_client(), *job), on_client),
                  "Triton, dynamic batching off": (lambda job: infer(off_client(), *job), off_client)}
-        for fn, _ in modes.values():  # warm-up
-            fn((0, 0))
+        # warm-up at every batch size: ONNX Runtime's first run at a new shape, and the Pipeline's
+        # first call at a new batch size (buffers), cost up to twice a warm call
+        for b in range(1, pipe.max_batch + 1):
+            pipe.generate([0] * b, seeds=list(range(b)))
+            infer(on_client(), 0, 0, images=b)
+            infer(off_client(), 0, 0, images=b)
         for c in levels:
             report["rows"] += measure(modes, jobs, c, args.rounds)
         if args.identity:
