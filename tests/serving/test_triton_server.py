@@ -6,22 +6,22 @@ import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
+import tritonclient.grpc as tritonclient_grpc  # the `serve` extra, in `dev` too
+import tritonclient.http as tritonclient_http
+from tritonclient.utils import InferenceServerException
 
-tritonclient_http = pytest.importorskip("tritonclient.http")
-tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
-from tritonclient.utils import InferenceServerException  # noqa: E402
+from export_sources import one_thread  # noqa: F401  (autouse: one CPU thread)
+from nova_deploy.runtime.pipeline import Pipeline
+from nova_deploy.serving.config import ServingOptions
+from nova_deploy.serving.local_server import LocalTritonServer, make_overlay
+from nova_deploy.serving.repository import write_repository
+from nova_deploy.serving.requests import images_uint8
 
-from export_sources import one_thread  # noqa: E402,F401  (autouse: one CPU thread)
-from nova_deploy.runtime.pipeline import Pipeline  # noqa: E402
-from nova_deploy.serving.config import ServingOptions  # noqa: E402
-from nova_deploy.serving.local_server import LocalTritonServer, make_overlay  # noqa: E402
-from nova_deploy.serving.repository import write_repository  # noqa: E402
-from nova_deploy.serving.requests import images_uint8  # noqa: E402
-
-from conftest import REPO  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow  # a full export of the bundled model and a server start
 MODEL = "nova"
