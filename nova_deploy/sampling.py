@@ -1,11 +1,13 @@
 """Token sampling of VAR: classifier-free guidance, top-k/top-p, gumbel smoothing.
 
 These functions consume the generator in exactly the official order, so that the same seed gives
-the same tokens as FoundationVision/VAR.
+the same tokens as FoundationVision/VAR. Given ImageStreams instead (one generator per image), they
+draw each image's rows from its own generator, so an image's samples do not depend on which other
+images share its batch (what a server batching independent requests needs).
 """
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Sequence, Union
 
 import torch
 
@@ -25,6 +27,35 @@ class SamplingParams:
         require(0.0 <= self.top_p <= 1.0, f"top_p must be in [0, 1], got {self.top_p}")
 
 
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+class ImageStreams:
+    """One torch.Generator per image, seeded with that image's own seed."""
+
+    def __init__(self, seeds: Sequence[int], device):
+        for s in seeds:
+            require(int(s) == s and INT64_MIN <= int(s) <= INT64_MAX, f"seed {s!r} is not a 64-bit integer")
+        self.generators: List[torch.Generator] = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+
+Streams = Union[None, torch.Generator, ImageStreams]
+
+
+def random_streams(seed: Optional[int], seeds: Optional[Sequence[int]], batch: int, device) -> Streams:
+    """What sampling draws from: seed= one generator for the batch in the official order (the
+    images of a batch depend on each other), seeds= one generator per image, neither: torch's global one."""
+    require(seed is None or seeds is None, "give seed= (one stream for the batch, the official order) or "
+                                           "seeds= (one seed per image), not both")
+    if seeds is None:
+        return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
+    require(len(seeds) == batch, f"seeds= gives {len(seeds)} seeds for {batch} images: give one per image")
+    return ImageStreams(seeds, device)
+
+
 def guidance_at(si: int, num_scales: int, cfg: float) -> float:
     """The official CFG ramp t = cfg * si / (K - 1)."""
     return cfg * (si / (num_scales - 1))
@@ -36,7 +67,7 @@ def combine_cfg(logits_2BlV: torch.Tensor, t: float) -> torch.Tensor:
 
 
 def sample_with_top_k_top_p_(logits_BlV: torch.Tensor, top_k: int = 0, top_p: float = 0.0,
-                             rng: Optional[torch.Generator] = None, num_samples: int = 1) -> torch.Tensor:
+                             rng: Streams = None, num_samples: int = 1) -> torch.Tensor:
     """Sample token ids B l num_samples. Filters logits_BlV in place (the gumbel path reads it after)."""
     B, l, V = logits_BlV.shape
     if top_k > 0:
@@ -48,16 +79,26 @@ def sample_with_top_k_top_p_(logits_BlV: torch.Tensor, top_k: int = 0, top_p: fl
         sorted_remove[..., -1:] = False
         logits_BlV.masked_fill_(sorted_remove.scatter(sorted_idx.ndim - 1, sorted_idx, sorted_remove), -torch.inf)
     replacement = num_samples >= 0
-    probs = logits_BlV.softmax(dim=-1).view(-1, V)
-    return torch.multinomial(probs, num_samples=abs(num_samples), replacement=replacement, generator=rng).view(B, l, -1)
+    probs_BlV = logits_BlV.softmax(dim=-1)
+    if isinstance(rng, ImageStreams):
+        return torch.stack([torch.multinomial(probs_BlV[b], num_samples=abs(num_samples), replacement=replacement,
+                                              generator=g) for b, g in enumerate(rng.generators)])
+    return torch.multinomial(probs_BlV.view(-1, V), num_samples=abs(num_samples), replacement=replacement,
+                             generator=rng).view(B, l, -1)
 
 
-def gumbel_softmax_with_rng(logits: torch.Tensor, tau: float, rng: Optional[torch.Generator], dim: int = -1) -> torch.Tensor:
-    """Soft gumbel-softmax drawing its noise from rng (the official `more_smooth` path)."""
+def gumbel_softmax_with_rng(logits: torch.Tensor, tau: float, rng: Streams, dim: int = -1) -> torch.Tensor:
+    """Soft gumbel-softmax drawing its noise from rng (the official `more_smooth` path); with
+    ImageStreams, logits' first dim is the image and each image's noise comes from its generator."""
     if rng is None:
         return torch.nn.functional.gumbel_softmax(logits=logits, tau=tau, hard=False, dim=dim)
-    gumbels = -torch.empty_like(logits, memory_format=torch.legacy_contiguous_format).exponential_(generator=rng).log()
-    return ((logits + gumbels) / tau).softmax(dim)
+    gumbels = torch.empty_like(logits, memory_format=torch.legacy_contiguous_format)
+    if isinstance(rng, ImageStreams):
+        for b, g in enumerate(rng.generators):
+            gumbels[b].exponential_(generator=g)
+    else:
+        gumbels.exponential_(generator=rng)
+    return ((logits - gumbels.log()) / tau).softmax(dim)
 
 
 def smooth_temperature(si: int, num_scales: int) -> float:

@@ -9,10 +9,11 @@ from nova_deploy.cli.commands_engines import build_engines_cmd, inspect_cmd
 from nova_deploy.cli.commands_eval import eval_cmd, train_classifier_cmd, train_cmd
 from nova_deploy.cli.commands_export import export_cmd, validate_cmd
 from nova_deploy.cli.commands_model import convert_checkpoint_cmd, generate_cmd, info
+from nova_deploy.cli.commands_serve import triton_repo_cmd
 from nova_deploy.errors import NovaDeployError
 
 COMMANDS = (info, convert_checkpoint_cmd, generate_cmd, eval_cmd, train_cmd, train_classifier_cmd, export_cmd,
-            validate_cmd, build_engines_cmd, inspect_cmd, bench_cmd)
+            validate_cmd, build_engines_cmd, inspect_cmd, bench_cmd, triton_repo_cmd)
 
 
 class NovaGroup(click.Group):

@@ -31,7 +31,8 @@ from typing import Callable, Iterable, List, Optional
 
 from nova_deploy.atomic_write import write_error
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.export.manifest import MANIFEST, read_manifest
+from nova_deploy.artifacts.manifest import read_manifest
+from nova_deploy.artifacts.names import MANIFEST
 
 OWNER_MARKER = ".nova-deploy-owner"
 PARTIAL, OLD = "partial", "old"

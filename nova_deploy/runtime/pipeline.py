@@ -35,7 +35,7 @@ from nova_deploy.runtime.buffers import GenerationBuffers
 from nova_deploy.runtime.graph_executor import GraphExecutor
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.runtime.timing import GraphClock, Timing
-from nova_deploy.sampling import SamplingParams
+from nova_deploy.sampling import SamplingParams, random_streams
 
 
 @dataclass
@@ -101,7 +101,11 @@ class Pipeline:
     @torch.no_grad()
     def generate(self, labels: Union[Sequence[int], torch.Tensor], seed: Optional[int] = None, cfg: float = 1.5,
                  top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False,
-                 policy: Union[str, Policy] = "none", want_trace: bool = False) -> RuntimeResult:
+                 policy: Union[str, Policy] = "none", want_trace: bool = False,
+                 seeds: Optional[Sequence[int]] = None) -> RuntimeResult:
+        """seed: one random stream for the batch, in the official order (the official code's images).
+        seeds: one int64 seed per image, each image drawing from its own stream, so that an image does
+        not depend on the rest of its batch (up to NOVA's batch rule: kept counts are the batch's maximum)."""
         check_runtime_request(self.spec, labels, seed, top_k)
         params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
         policy = parse_policy(policy) if isinstance(policy, str) else policy
@@ -109,7 +113,7 @@ class Pipeline:
         B = len(labels)
         require(1 <= B <= self.max_batch, f"batch of {B} images: this export takes 1..{self.max_batch} "
                                           f"(re-export with --max-batch {B} for more)")
-        rng = make_generator(seed, self.device)
+        rng = random_streams(seed, seeds, B, self.device)
         label_B = resolve_labels(self.spec.var.num_classes, B, labels, rng, self.device)
         bufs = self.buffers.take(B)
         try:
