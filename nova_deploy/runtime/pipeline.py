@@ -25,7 +25,7 @@ import torch
 from nova_deploy.artifacts.export_dir import ExportDir
 from nova_deploy.errors import require
 from nova_deploy.export.manifest import open_export
-from nova_deploy.generation.inputs import make_generator, resolve_labels
+from nova_deploy.generation.inputs import resolve_labels
 from nova_deploy.generation.loop import generate as run_generation
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.request_checks import check_runtime_request
