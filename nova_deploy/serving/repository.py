@@ -21,8 +21,9 @@ from typing import Optional
 
 from nova_deploy import __version__
 from nova_deploy.errors import InvalidArgument, require
-from nova_deploy.export.manifest import MANIFEST
-from nova_deploy.runtime.export_dir import ExportDir
+from nova_deploy.artifacts.export_dir import ExportDir
+from nova_deploy.artifacts.names import MANIFEST
+from nova_deploy.export.manifest import open_export
 from nova_deploy.serving.config import (CHECKPOINTS_SUBDIR, EXPORT_SUBDIR, MODEL_VERSION, ServingOptions,
                                         config_pbtxt)
 
@@ -37,7 +38,7 @@ from nova_deploy.serving.triton_model import TritonPythonModel  # noqa: F401
 def write_repository(export_path, out, opts: ServingOptions) -> Path:
     """Write the repository for export_path to out; InvalidArgument (nothing written) when the export
     is invalid, lacks what opts.backend needs, or out holds something this command did not write."""
-    export = ExportDir.open(export_path)
+    export = open_export(export_path)
     spec = export.spec
     max_batch = opts.max_batch or spec.max_batch
     require(max_batch <= spec.max_batch, f"--max-batch {max_batch}: this export takes at most {spec.max_batch} "
@@ -80,7 +81,7 @@ def open_pipeline(version_dir, backend: str, device: str, threads: Optional[int]
         return Pipeline.from_dir(version_dir / EXPORT_SUBDIR, backend=backend, device=device, threads=threads)
     # The manifest names the checkpoints where they were on the exporting host; the torch backend
     # reloads the copies in this repository instead (the fingerprint check still applies).
-    export = ExportDir.open(version_dir / EXPORT_SUBDIR)
+    export = open_export(version_dir / EXPORT_SUBDIR)
     record = json.loads(source.read_text())
     export.manifest["model"]["source"] = {**record, "var": str(source.parent / record["var"]),
                                           "vae": str(source.parent / record["vae"])}
