@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,7 +30,8 @@ sys.path.insert(0, str(REPO))
 from nova_deploy.machine import cpu_name  # noqa: E402
 from nova_deploy.runtime.pipeline import Pipeline  # noqa: E402
 from nova_deploy.serving.config import ServingOptions  # noqa: E402
-from nova_deploy.serving.local_server import LocalTritonServer, make_overlay, prepare_install, project_requirements  # noqa: E402
+from nova_deploy.serving.local_server import (LocalTritonServer, http_client_per_thread, make_overlay,  # noqa: E402
+                                             prepare_install, project_requirements)
 from nova_deploy.serving.repository import write_repository  # noqa: E402
 from nova_deploy.serving.requests import images_uint8  # noqa: E402
 
@@ -98,19 +98,6 @@ def serve(install, export, work, dynamic, threads):
     return LocalTritonServer(install, repo, overlay, work / f"tritonserver_{'dyn' if dynamic else 'nodyn'}.log")
 
 
-def client_factory(srv):
-    """A function giving each calling thread its own HTTP client of srv (a client is not thread-safe)."""
-    import tritonclient.http as th
-
-    local = threading.local()
-
-    def client():
-        if not hasattr(local, "client"):
-            local.client = th.InferenceServerClient(srv.http_url, network_timeout=TIMEOUT_S)
-        return local.client
-    return client
-
-
 def measure(modes, jobs, concurrency, rounds):
     """Every mode on the same jobs, in `rounds` interleaved rounds (so that a change in the machine's
     load falls on all modes alike): images/s, p50/p99 latency, and Triton's own figures."""
@@ -162,7 +149,8 @@ def main():
             tempfile.TemporaryDirectory() as tmp, \
             serve(install, args.export, Path(tmp), True, args.threads).start(timeout_s=TIMEOUT_S) as on, \
             serve(install, args.export, Path(tmp), False, args.threads).start(timeout_s=TIMEOUT_S) as off:
-        on_client, off_client = client_factory(on), client_factory(off)
+        on_client, off_client = (http_client_per_thread(on.http_url, TIMEOUT_S),
+                                 http_client_per_thread(off.http_url, TIMEOUT_S))
         modes = {"Pipeline in process": (lambda job: pipe.generate([job[0]], seeds=[job[1]]), None),
                  "Triton, dynamic batching on": (lambda job: infer(on_client(), *job), on_client),
                  "Triton, dynamic batching off": (lambda job: infer(off_client(), *job), off_client)}

@@ -6,7 +6,7 @@ Names keep VAR's convention: the suffix spells the shape (B batch rows, l tokens
 C width, V vocabulary, N layers, H heads, k kept tokens, hw the token grid).
 """
 from dataclasses import dataclass
-from typing import Dict
+from typing import Callable, Dict
 
 import torch
 
@@ -26,40 +26,20 @@ X_NEXT = "x_next_BlC"
 IMAGE = "img_B3HW"
 
 
-def k_prefix(layer: int) -> str:
-    return f"k_prefix_{layer}"
+def _per_layer(stem: str) -> Callable[[int], str]:
+    def name(layer: int) -> str:
+        return f"{stem}_{layer}"
+    name.__name__ = stem
+    return name
 
 
-def v_prefix(layer: int) -> str:
-    return f"v_prefix_{layer}"
-
-
-def keep_idx(layer: int) -> str:
-    return f"keep_idx_{layer}"
-
-
-def attn_cache(layer: int) -> str:
-    return f"attn_cache_{layer}"
-
-
-def ffn_cache(layer: int) -> str:
-    return f"ffn_cache_{layer}"
-
-
-def k_new(layer: int) -> str:
-    return f"k_new_{layer}"
-
-
-def v_new(layer: int) -> str:
-    return f"v_new_{layer}"
-
-
-def attn_branch(layer: int) -> str:
-    return f"attn_branch_{layer}"
-
-
-def ffn_branch(layer: int) -> str:
-    return f"ffn_branch_{layer}"
+# scale_XX, per layer: inputs
+k_prefix, v_prefix = _per_layer("k_prefix"), _per_layer("v_prefix")
+keep_idx = _per_layer("keep_idx")
+attn_cache, ffn_cache = _per_layer("attn_cache"), _per_layer("ffn_cache")
+# scale_XX, per layer: outputs
+k_new, v_new = _per_layer("k_new"), _per_layer("v_new")
+attn_branch, ffn_branch = _per_layer("attn_branch"), _per_layer("ffn_branch")
 
 
 @dataclass(frozen=True)

@@ -214,3 +214,19 @@ class LocalTritonServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def http_client_per_thread(url: str, timeout_s: float):
+    """A function giving each calling thread its own tritonclient HTTP client of url (a client is
+    not thread-safe); for load tools and tests that send from many threads."""
+    import threading
+
+    import tritonclient.http as triton_http
+
+    local = threading.local()
+
+    def client():
+        if not hasattr(local, "client"):
+            local.client = triton_http.InferenceServerClient(url, network_timeout=timeout_s)
+        return local.client
+    return client

@@ -3,7 +3,6 @@
 (HTTP and gRPC) against Pipeline.generate in this process."""
 import json
 import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +16,7 @@ from tritonclient.utils import InferenceServerException
 from export_sources import one_thread  # noqa: F401  (autouse: one CPU thread)
 from nova_deploy.runtime.pipeline import Pipeline
 from nova_deploy.serving.config import ServingOptions
-from nova_deploy.serving.local_server import LocalTritonServer, make_overlay
+from nova_deploy.serving.local_server import LocalTritonServer, http_client_per_thread, make_overlay
 from nova_deploy.serving.repository import write_repository
 from nova_deploy.serving.requests import images_uint8
 
@@ -129,17 +128,6 @@ def test_a_request_of_several_images_is_one_row_each(server, http, pipe):
         assert np.array_equal(image, _alone(pipe, class_id, seed))
 
 
-def _client_per_thread(server):
-    """A function giving each calling thread its own HTTP client (a client is not thread-safe)."""
-    local = threading.local()
-
-    def client():
-        if not hasattr(local, "client"):
-            local.client = tritonclient_http.InferenceServerClient(server.http_url, network_timeout=REQUEST_TIMEOUT_S)
-        return local.client
-    return client
-
-
 def _executions(http):
     stats = http.get_inference_statistics(MODEL)["model_stats"][0]
     return int(stats["inference_count"]), int(stats["execution_count"])
@@ -157,7 +145,7 @@ def test_batched_identity_figure(server, http, pipe, policy, record_property):
     rows = [(i % 10, 1000 + i) for i in range(n)]
     expected = [_alone(pipe, c, s, policy=policy) for c, s in rows]
     inferences, executions = _executions(http)
-    client = _client_per_thread(server)
+    client = http_client_per_thread(server.http_url, REQUEST_TIMEOUT_S)
 
     def send(i):
         return _infer(client(), tritonclient_http, [rows[i]], policy=policy).as_numpy("image")[0]
