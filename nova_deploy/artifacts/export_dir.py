@@ -149,9 +149,10 @@ class ExportDir:
 
 
 def _inside(root: Path, name: str, shown: Path) -> Path:
-    """root/name when it resolves to a regular file directly inside root (symlinks followed)."""
+    """root/name when it resolves to a regular file inside root (symlinks followed: a link to a file
+    elsewhere in the directory is fine, one leading out is not)."""
     real = Path(os.path.realpath(root / name))
-    if real.parent != Path(os.path.realpath(root)):
+    if Path(os.path.realpath(root)) not in real.parents:
         raise InvalidArgument(f"{shown}: leads outside the export directory (a symlink?); refusing to read it")
     try:
         mode = real.stat().st_mode

@@ -119,6 +119,11 @@ def test_a_symlink_to_a_file_inside_is_followed(export):
     (d / "cond.onnx").unlink()
     os.symlink("cond.real", d / "cond.onnx")
     assert ExportDir.open(d).file("cond.onnx") == (d / "cond.real").resolve()
+    (d / "store").mkdir()  # also into a folder of the export
+    os.replace(d / "cond.real", d / "store" / "cond.real")
+    (d / "cond.onnx").unlink()
+    os.symlink("store/cond.real", d / "cond.onnx")
+    assert ExportDir.open(d).file("cond.onnx") == (d / "store" / "cond.real").resolve()
 
 
 def test_a_manifest_symlinked_from_outside_is_refused(export, tmp_path):

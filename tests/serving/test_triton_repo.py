@@ -60,7 +60,8 @@ def test_no_dynamic_batching_and_preferred_sizes(small_export, tmp_path):
 
 def test_symlinked_files_are_copied_and_a_repository_is_replaced_whole(small_export, tmp_path):
     export = shutil.copytree(small_export.out_dir, tmp_path / "export")
-    elsewhere = tmp_path / "elsewhere.bin"
+    (export / "store").mkdir()  # a link inside the export (one leading out is refused by the loader)
+    elsewhere = export / "store" / "weights.bin"
     shutil.move(export / "weights.bin", elsewhere)
     os.symlink(elsewhere, export / "weights.bin")
     repo = tmp_path / "out" / "repo"
