@@ -21,6 +21,12 @@ class BackendUnavailable(NovaDeployError):
     """A runtime backend that is not installed or has no device."""
 
 
+class GraphRunError(NovaDeployError):
+    """A graph that failed inside its backend on inputs that passed the spec's checks: the graph
+    does not compute what its manifest declares (a manifest edited after export), or the backend
+    failed (out of memory on the device, a broken engine)."""
+
+
 def require(condition: bool, message: str) -> None:
     """Raise InvalidArgument(message) unless condition; used instead of assert on user input."""
     if not condition:

@@ -21,7 +21,7 @@ from typing import Dict, Mapping, Optional
 
 import torch
 
-from nova_deploy.errors import InvalidArgument
+from nova_deploy.errors import GraphRunError, InvalidArgument, NovaDeployError
 from nova_deploy.export.spec import GraphSpec
 
 class Backend(ABC):
@@ -58,7 +58,14 @@ class Backend(ABC):
         g = self.spec.graph(graph)
         sizes = check_feeds(g, feeds, self.device)
         outputs = output_buffers(g, sizes, self.device, out or {})
-        self._run(g, feeds, outputs)
+        try:
+            self._run(g, feeds, outputs)
+        except (NovaDeployError, MemoryError):
+            raise
+        except Exception as e:  # each library raises its own types (ORT's Fail, torch's IndexError, ...)
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise GraphRunError(f"graph {g.name} failed on backend {self.name}: {first[:300]} (does the export "
+                                f"still match its manifest? `nova-deploy validate {self.export.path}` checks it)") from e
         return outputs
 
     def __enter__(self):

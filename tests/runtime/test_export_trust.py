@@ -80,3 +80,22 @@ def test_generate_expect_sha256(small_export, tmp_path):
     assert (tmp_path / "g.png").is_file()
     line = one_error_line(run_cli("generate", "--preset", "tiny", "--expect-sha256", pinned, "--out", tmp_path / "h.png"))
     assert "--expect-sha256 pins the manifest of an export: give it with --engines" in line
+
+
+def test_a_manifest_edited_to_more_classes_fails_in_one_line_when_a_graph_cannot_run_it(export_copy, tmp_path):
+    """The manifest is not hashed (only a pin guards it): the runtime believes the edited class
+    count, and the cond graph's class embedding then cannot take the id; one line, not a traceback."""
+    num_classes = edit_manifest_classes(export_copy, 1000)
+    line = one_error_line(run_cli("generate", "--engines", export_copy, "--class", num_classes + 5,
+                                  "--out", tmp_path / "g.png"))
+    assert "graph cond failed on backend onnxruntime" in line and "nova-deploy validate" in line
+    assert not (tmp_path / "g.png").exists()
+
+
+def edit_manifest_classes(d, n: int) -> int:
+    """Set the manifest's num_classes to n; the model's own class count."""
+    import json
+
+    before = json.loads((d / "manifest.json").read_text())["model"]["var_config"]["num_classes"]
+    edit_manifest(d, lambda m: m["model"]["var_config"].update(num_classes=n))
+    return before
