@@ -11,6 +11,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.errors import NovaDeployError, require
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.runtime.policy_fit import check_policy_fits
@@ -58,8 +59,7 @@ def parse_request(request: int, inputs: Mapping[str, np.ndarray], spec) -> List[
     rows = []
     for r in range(n):
         class_id = int(inputs["class_id"][r, 0])
-        require(0 <= class_id <= num_classes, f"class_id {class_id} out of range: valid are 0..{num_classes - 1} "
-                                              f"(or {num_classes}, the null class)")
+        check_class_ids([class_id], num_classes, "class_id")
         settings = _settings(inputs, r, spec)
         rows.append(Row(request, r, class_id, int(inputs["seed"][r, 0]), settings))
     return rows
@@ -74,6 +74,7 @@ def _settings(inputs: Mapping[str, np.ndarray], r: int, spec) -> Settings:
     settings = Settings(policy, value("cfg", DEFAULTS.cfg, float), value("top_k", DEFAULTS.top_k, int),
                         value("top_p", DEFAULTS.top_p, float))
     SamplingParams(cfg=settings.cfg, top_k=settings.top_k, top_p=settings.top_p)  # raises naming a bad value
+    check_top_k(settings.top_k, spec.vae.vocab_size, "top_k")
     return settings
 
 

@@ -46,9 +46,10 @@ def test_rows_carry_their_request_settings_and_defaults():
 
 @pytest.mark.parametrize("inputs, message", [
     (_request([NUM_CLASSES, NUM_CLASSES + 1], [0, 0]),
-     f"class_id {NUM_CLASSES + 1} out of range: valid are 0..{NUM_CLASSES - 1} (or {NUM_CLASSES}, the null class)"),
+     f"class_id [{NUM_CLASSES + 1}] out of range: valid are 0..{NUM_CLASSES - 1} (or {NUM_CLASSES}, the null class)"),
     (_request([1], [0], policy="bogus"), "unknown policy 'bogus'"),
     (_request([1], [0], top_p=1.5), "top_p must be in [0, 1], got 1.5"),
+    (_request([1], [0], top_k=SPEC.vae.vocab_size + 1), f"top_k must be <= {SPEC.vae.vocab_size}"),
     ({"class_id": np.array([[1]], np.int32)}, "missing input 'seed'"),
     ({"class_id": np.array([[1]], np.int32), "seed": np.array([[1], [2]], np.int64)}, "input 'seed' has shape [2, 1]"),
 ])
