@@ -29,8 +29,10 @@ REQUEST_TIMEOUT_S = 120  # every client call is bounded
 
 @pytest.fixture(scope="module")
 def repository(bundled_full_export, tmp_path_factory):
+    # a queue delay long enough that concurrent requests are batched even when the clients' threads
+    # get the CPU late: the suite runs another worker on the same 2 cores
     return write_repository(bundled_full_export, tmp_path_factory.mktemp("triton") / "repo",
-                            ServingOptions(name=MODEL, threads=1))
+                            ServingOptions(name=MODEL, threads=1, max_queue_delay_us=100_000))
 
 
 @pytest.fixture(scope="module")
