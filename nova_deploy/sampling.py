@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
+from nova_deploy.bounds import INT64_MAX, INT64_MIN
 from nova_deploy.errors import require
 
 
@@ -25,9 +26,6 @@ class SamplingParams:
         require(math.isfinite(self.cfg) and self.cfg >= 0, f"cfg must be a finite number >= 0, got {self.cfg}")
         require(int(self.top_k) == self.top_k and self.top_k >= 0, f"top_k must be an integer >= 0, got {self.top_k}")
         require(0.0 <= self.top_p <= 1.0, f"top_p must be in [0, 1], got {self.top_p}")
-
-
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 class ImageStreams:
