@@ -24,6 +24,7 @@ from nova_deploy.errors import InvalidArgument, require
 from nova_deploy.artifacts.export_dir import ExportDir
 from nova_deploy.artifacts.names import MANIFEST
 from nova_deploy.export.manifest import open_export
+from nova_deploy.export.out_dir import exchange
 from nova_deploy.serving.config import (CHECKPOINTS_SUBDIR, EXPORT_SUBDIR, MODEL_VERSION, ServingOptions,
                                         config_pbtxt)
 
@@ -140,9 +141,13 @@ def _copy_checkpoints(src: dict, dest: Path) -> None:
 
 
 def _replace(tmp: Path, out: Path) -> None:
-    """out becomes tmp; an earlier repository at out is removed only once tmp is in place."""
+    """out becomes tmp; an earlier repository at out is removed only once tmp is in place (swapped
+    in one step where the filesystem can, as the exporter swaps an export)."""
     if not out.exists():
         os.rename(tmp, out)
+        return
+    if exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)  # the earlier repository, now at tmp's name
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
     os.rename(out, old / out.name)
