@@ -1,22 +1,25 @@
 """Commands on quality: eval, train (the reference model) and train-classifier."""
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 import torch
 from tqdm import tqdm
 
-from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, model_options, threads_help
+from nova_deploy.bounds import check_top_k
+from nova_deploy.cli.options import DEVICE, OUTPUT_FILE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
+from nova_deploy.eval.sources import SamplerSource
 from nova_deploy.eval.evaluate import EvalCache, check_model_fits_classifier, evaluate, min_samples_for_fid
 from nova_deploy.eval.reconstruction import format_reconstruction, reconstruction_report
 from nova_deploy.eval.report import eval_png, eval_record, format_per_class, format_table
 from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
-from nova_deploy.sampler import generate
+from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 from nova_deploy.train import recipe
 
@@ -45,10 +48,19 @@ def _writable_dir_for(path: str) -> None:
 @click.option("--top-p", type=float, default=0.0, show_default=True)
 @click.option("--json", "json_path", type=OUTPUT_FILE, default="eval.json", show_default=True)
 @click.option("--png", "png_path", type=OUTPUT_FILE, default="eval.png", show_default=True)
-def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path):
+@click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
+              help="Score an export directory run by the runtime (at its precision, on --backend) instead of "
+                   "the PyTorch sampler; fidelity is then measured against the sampler's dense fp32 images.")
+@click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
+              help="Runtime backend for --engines.")
+@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
+@click.option("--threads", type=THREADS, default=None,
+              help=threads_help("CPU threads per graph call (for --engines; default: all)"))
+def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path,
+             engines_dir, backend, device, threads):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
     generation (token agreement, PSNR, SSIM), the entropy curve, and the VQVAE's reconstruction of
-    real images (the ceiling of any sampler)."""
+    real images (the ceiling of any sampler). With --engines, of an export on a runtime backend."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
     parsed = [parse_policy(p) for p in policies]
     if samples < min_samples_for_fid():
@@ -58,28 +70,59 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
         raise InvalidArgument(f"--batch must be >= 1, got {batch}")
     for path in (json_path, png_path):
         _writable_dir_for(path)
-    src = resolve_models(var_path, vae_path, preset)
-    check_model_fits_classifier(src.var, src.vae)
-    click.echo(f"model: {src.description}", err=True)
-    reports, cache, clf = [], EvalCache(), load_classifier()
-    t0 = time.perf_counter()
-    for policy in parsed:
-        policy.validate_for(len(src.var.patch_nums), src.var.depth)
-        with tqdm(total=samples, desc=f"eval {policy.name}", unit="img", leave=False) as bar:
-            reports.append(evaluate(src.var, src.vae, policy, n_samples=samples, batch=batch, seed=seed,
-                                    params=params, progress=bar.update, cache=cache, clf=clf))
+    with ExitStack() as stack:
+        if engines_dir is None:
+            for name, value, default in (("--device", device, "cpu"), ("--threads", threads, None)):
+                if value != default:
+                    raise InvalidArgument(f"{name} applies to an export's runtime (--engines DIR)")
+            src = resolve_models(var_path, vae_path, preset)
+            var, vae, description, source = src.var, src.vae, src.description, None
+        else:
+            if var_path or vae_path or preset:
+                raise InvalidArgument("--engines scores the exported model; --checkpoint/--vae/--preset do not apply")
+            var, vae, description, source = _export_source(stack, engines_dir, backend, device, threads, top_k)
+        check_model_fits_classifier(var, vae)
+        click.echo(f"model: {description}", err=True)
+        reports, cache, clf = [], EvalCache(), load_classifier()
+        t0 = time.perf_counter()
+        for policy in parsed:
+            policy.validate_for(len(var.patch_nums), var.depth)
+            with tqdm(total=samples, desc=f"eval {policy.name}", unit="img", leave=False) as bar:
+                reports.append(evaluate(var, vae, policy, n_samples=samples, batch=batch, seed=seed, params=params,
+                                        progress=bar.update, cache=cache, clf=clf, source=source))
+        grid = _grid(source or SamplerSource(var), seed, params, parsed[0])
     click.echo(format_table(reports))
     click.echo(format_per_class(reports))
-    recon = reconstruction_report(src.vae, clf, n_images=samples,
+    recon = reconstruction_report(vae, clf, n_images=samples,
                                   fid_against=cache.real_feature_sets(clf, samples, batch)[0])
     click.echo(format_reconstruction(recon))
-    grid = generate(src.var, 20, torch.arange(20) % 10, g_seed=seed, params=params, policy=parsed[0]).images
     options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,
-               "top_k": top_k, "top_p": top_p}
-    write_json_atomic(json_path, eval_record(src.description, time.perf_counter() - t0, options, recon.to_dict(),
+               "top_k": top_k, "top_p": top_p, "engines": engines_dir,
+               "backend": backend if engines_dir else None}
+    write_json_atomic(json_path, eval_record(description, time.perf_counter() - t0, options, recon.to_dict(),
                                              reports))
     eval_png(grid, reports, png_path)
     click.echo(f"wrote {json_path} and {png_path}", err=True)
+
+
+def _grid(source, seed: int, params: SamplingParams, policy, n: int = 20) -> torch.Tensor:
+    """n images, classes cycled, in the source's batch size (the first batch's seed is seed)."""
+    step = min(n, source.max_batch or n)
+    labels = torch.arange(n) % 10
+    return torch.cat([source.generate(labels[i:i + step], seed + i, params, policy).images for i in range(0, n, step)])
+
+
+def _export_source(stack: ExitStack, engines_dir, backend, device, threads, top_k):
+    """(var, vae, description, image source) of an export: the runtime on the export, and the
+    model it was exported from (the fp32 reference its images are compared with)."""
+    from nova_deploy.runtime.backends.torch_backend import load_source_models
+    from nova_deploy.runtime.eval_source import PipelineSource
+    from nova_deploy.runtime.pipeline import Pipeline
+
+    pipe = stack.enter_context(Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads))
+    check_top_k(top_k, pipe.spec.vae.vocab_size, "--top-k")
+    var, vae = load_source_models(pipe.export, torch.device("cpu"))
+    return var, vae, f"{pipe.export.description}, {pipe.spec.precision} on {backend}", PipelineSource(pipe)
 
 
 @click.command("train")

@@ -1,6 +1,8 @@
 """The quality of a sampling setup on the reference model: fidelity to dense generation with the
 same seeds and labels, classifier accuracy, FID_feat beside its real-vs-real noise floor, and the
-per-scale entropy curve NOVA reads."""
+per-scale entropy curve NOVA reads. The images come from the PyTorch sampler, or from any image
+source (eval.sources: an export on a runtime backend at its precision); fidelity is always measured
+against the PyTorch sampler's dense fp32 images."""
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,7 +15,7 @@ from nova_deploy.errors import InvalidArgument, require
 from nova_deploy.eval.classifier import IMAGE_SIZE, classify_images, load_classifier
 from nova_deploy.eval.metrics import frechet_distance, psnr, ssim, token_agreement
 from nova_deploy.nova.policy import Policy
-from nova_deploy.sampler import generate
+from nova_deploy.eval.sources import ImageSource, SamplerSource
 from nova_deploy.sampling import SamplingParams
 
 REAL_SEED_A, REAL_SEED_B = 777_000, 888_000  # two disjoint real sets, neither used in training
@@ -24,6 +26,7 @@ FEATURE_DIM = 128
 class EvalReport:
     policy: str
     n_samples: int
+    source: str  # what generated the images (the PyTorch sampler, or an export on a backend)
     classifier_accuracy: float
     fid_feat: float
     fid_feat_real_vs_real: float
@@ -80,14 +83,21 @@ def min_samples_for_fid() -> int:
 def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, seed: int = 0,
              params: SamplingParams = SamplingParams(), compare_dense: bool = True,
              progress: Optional[Callable[[int], None]] = None, cache: Optional[EvalCache] = None,
-             clf=None) -> EvalReport:
+             clf=None, source: Optional[ImageSource] = None) -> EvalReport:
     """cache: shared across calls, e.g. one per policy (see EvalCache).
-    clf: the shipped classifier, loaded here unless the caller already holds it."""
+    clf: the shipped classifier, loaded here unless the caller already holds it.
+    source: what generates the scored images (default: the PyTorch sampler on var); another source
+    is compared with the sampler's dense images for every policy, dense included (a precision's
+    cost), and batches are cut to its max_batch."""
     check_model_fits_classifier(var, vae)
     need = min_samples_for_fid()
     require(n_samples >= need, f"--samples {n_samples} is too few for a stable Fréchet distance on "
                                f"{FEATURE_DIM}-d features: use at least {need} (1000 recommended)")
     clf = load_classifier() if clf is None else clf
+    reference = SamplerSource(var)
+    source = reference if source is None else source
+    compare_dense = compare_dense and (source is not reference or policy.name != "none")
+    batch = min(batch, source.max_batch or batch)
     confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
     feats, entropies, reductions = [], [], []
     agree, psnrs, ssims = [], [], []
@@ -97,22 +107,22 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
         B = min(batch, n_samples - start)
         labels = torch.arange(start, start + B) % NUM_CLASSES
         t0 = time.perf_counter()
-        res = generate(var, B, labels, g_seed=seed + start, params=params, policy=policy, want_trace=True)
+        res = source.generate(labels, seed + start, params, policy)
         seconds += time.perf_counter() - t0
         pred, f = classify_images(clf, res.images)
         confusion.index_put_((labels, pred), torch.ones_like(labels), accumulate=True)
         feats.append(f)
         entropies += [img["entropy_curve"] for img in res.trace]
         reductions.append(res.trace[0]["flop_reduction"])
-        if compare_dense and policy.name != "none":
+        if compare_dense:
             key = (seed, params, start, B)
             if key not in cache.dense:
                 t0 = time.perf_counter()
-                generated = generate(var, B, labels, g_seed=seed + start, params=params)
+                generated = reference.generate(labels, seed + start, params, Policy())
                 cache.dense[key] = (generated, time.perf_counter() - t0)
             dense, dense_batch_seconds = cache.dense[key]
             dense_seconds += dense_batch_seconds
-            agree.append(torch.tensor(token_agreement(res.idx_Bl, dense.idx_Bl)) * B)
+            agree.append(torch.tensor(token_agreement(res.tokens, dense.tokens)) * B)
             p = psnr(res.images, dense.images)
             psnrs.append(p[torch.isfinite(p)])
             ssims.append(ssim(res.images, dense.images))
@@ -121,7 +131,7 @@ def evaluate(var, vae, policy: Policy, n_samples: int = 1000, batch: int = 50, s
     real_a, real_b = cache.real_feature_sets(clf, n_samples, batch)
     report = EvalReport(
         policy=policy.name if policy.config is None else f"{policy.name} {policy.config}",
-        n_samples=n_samples, classifier_accuracy=int(confusion.diagonal().sum()) / n_samples,
+        n_samples=n_samples, source=source.name, classifier_accuracy=int(confusion.diagonal().sum()) / n_samples,
         fid_feat=frechet_distance(torch.cat(feats), real_a),
         fid_feat_real_vs_real=frechet_distance(real_b, real_a),
         entropy_per_scale=torch.tensor(entropies).mean(0).tolist(),

@@ -24,7 +24,9 @@ def format_table(reports: List) -> str:
                      "-" if r.psnr_vs_dense is None else f"{r.psnr_vs_dense:.2f} dB",
                      "-" if r.ssim_vs_dense is None else f"{r.ssim_vs_dense:.4f}",
                      "-" if r.token_agreement_per_scale is None else f"{100 * r.token_agreement_per_scale[-1]:.1f}%"))
-    lines = _aligned(rows, rule_under_header=True)
+    lines = [f"images from: {reports[0].source}; fidelity (PSNR, SSIM, tokens) against the PyTorch sampler's "
+             f"dense fp32 images, same seeds and labels"]
+    lines += _aligned(rows, rule_under_header=True)
     entropy = ", ".join(f"{e:.3f}" for e in reports[0].entropy_per_scale)
     lines.append(f"mean token entropy per scale ({reports[0].policy.split(' ')[0]}): {entropy}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from model_factories import randomised_pair
 from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval import evaluate as evaluate_module
+from nova_deploy.eval import sources as sources_module
 from nova_deploy.eval.classifier import IMAGE_SIZE
 from nova_deploy.eval.evaluate import FEATURE_DIM, EvalCache, EvalReport, evaluate, min_samples_for_fid
 from nova_deploy.eval.report import eval_record, format_per_class
@@ -31,7 +32,7 @@ def test_evaluate_reports_every_metric(small, monkeypatch):
     dense_runs, real_runs = [], []
 
     def counting_generate(*args, **kwargs):
-        if "policy" not in kwargs:
+        if kwargs["policy"].name == "none":
             dense_runs.append(1)
         return generate(*args, **kwargs)
 
@@ -40,7 +41,7 @@ def test_evaluate_reports_every_metric(small, monkeypatch):
         return real_features(*args)
 
     real_features = evaluate_module.real_features
-    monkeypatch.setattr(evaluate_module, "generate", counting_generate)
+    monkeypatch.setattr(sources_module, "generate", counting_generate)
     monkeypatch.setattr(evaluate_module, "real_features", counting_real_features)
     cache = EvalCache()
     rep = evaluate(var, vae, parse_policy("fixed:0,0,0,0,0,0.5,0.5"), n_samples=min_samples_for_fid(), batch=129,
@@ -70,13 +71,13 @@ def test_dense_cache_is_keyed_by_seed(small, monkeypatch):
     dense_seeds, one_generation = [], []
 
     def recording_generate(*args, **kwargs):  # generates once, then hands back the same images: only the seeds matter
-        if "policy" not in kwargs:
+        if kwargs["policy"].name == "none":
             dense_seeds.append(kwargs["g_seed"])
         if not one_generation:
             one_generation.append(generate(*args, **{**kwargs, "want_trace": True}))
         return one_generation[0]
 
-    monkeypatch.setattr(evaluate_module, "generate", recording_generate)
+    monkeypatch.setattr(sources_module, "generate", recording_generate)
     monkeypatch.setattr(evaluate_module, "real_features",
                         lambda clf, seed, n, batch: torch.randn(n, FEATURE_DIM, generator=torch.Generator().manual_seed(seed)))
     cache, n = EvalCache(), min_samples_for_fid()
@@ -91,7 +92,7 @@ def test_per_class_table_names_classes_and_misreadings():
     for i in range(10):
         confusion[i][i] = 3
     confusion[1][6] = 1  # one of class 1 read as class 6
-    rep = EvalReport(policy="none", n_samples=31, classifier_accuracy=30 / 31, fid_feat=1.0,
+    rep = EvalReport(policy="none", n_samples=31, source="s", classifier_accuracy=30 / 31, fid_feat=1.0,
                      fid_feat_real_vs_real=0.5, entropy_per_scale=[0.1], flop_reduction=1.0, confusion=confusion)
     text = format_per_class([rep])
     assert CLASS_NAMES[1] in text.splitlines()[1] and "75%" in text.splitlines()[2]
@@ -100,7 +101,7 @@ def test_per_class_table_names_classes_and_misreadings():
 
 def test_eval_record_names_the_data_its_columns_were_measured_on():
     confusion = [[3 if i == j else 0 for j in range(10)] for i in range(10)]
-    rep = EvalReport(policy="none", n_samples=30, classifier_accuracy=1.0, fid_feat=1.0,
+    rep = EvalReport(policy="none", n_samples=30, source="s", classifier_accuracy=1.0, fid_feat=1.0,
                      fid_feat_real_vs_real=0.5, entropy_per_scale=[0.1], flop_reduction=1.0, confusion=confusion)
     record = eval_record("m", 1.234, {"samples": 30}, {"psnr_db": 20.0}, [rep])
     assert record["classes"] == list(CLASS_NAMES)
