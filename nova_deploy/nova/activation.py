@@ -51,6 +51,7 @@ class ActivationTracker:
         self.curve_Bs = torch.full((batch, num_scales), float("nan"), dtype=torch.float32, device=device)
         self.observed = 0  # scales 0..observed-1 have entropies
         self.activation_B = find_activation_scale(self.curve_Bs[:, :0], cfg, num_scales)  # fallback 0 decides now
+        self._undecided = bool((self.activation_B == UNDECIDED).any())
 
     def observe(self, si: int, e_B: torch.Tensor) -> None:
         """Record the scale entropies of scale si (call after running it, scales in order)."""
@@ -59,8 +60,11 @@ class ActivationTracker:
                 f"e_B must have shape ({self.curve_Bs.shape[0]},), got {tuple(e_B.shape)}")
         self.curve_Bs[:, si] = e_B.float().to(self.curve_Bs.device)
         self.observed += 1
+        if not self._undecided:  # a decided activation never changes: nothing left to find
+            return
         found_B = find_activation_scale(self.curve_Bs[:, :self.observed], self.cfg, self.num_scales)
         self.activation_B = torch.where(self.activation_B == UNDECIDED, found_B, self.activation_B)
+        self._undecided = bool((self.activation_B == UNDECIDED).any())
 
     def is_active(self, si: int) -> torch.Tensor:
         """BoolTensor (B,): whether the scale about to run, si, is pruned for each sample."""
