@@ -100,6 +100,7 @@ class GenerationBuffers:
         self.logits = Flat(R * l_max * V, torch.float32, device)
         self.tokens = PingPong(R * l_max * C, act, device)  # scale si's input tokens: tokens.at(si)
         self.f_hat = PingPong(batch * Cv * P * P, torch.float32, device)  # f_hat before scale si: f_hat.at(si)
+        self.h = Flat(batch * Cv * P * P, torch.float32, device)  # a scale's token embeddings, B Cvae pn pn
         self.ada = torch.empty((N, R, 6, C), dtype=act, device=device)
         self.head_ada = torch.empty((R, 2, C), dtype=act, device=device)
         self.image = torch.empty((batch, 3, spec.vae.image_size, spec.vae.image_size), dtype=torch.float32,

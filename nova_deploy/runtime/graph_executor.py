@@ -34,6 +34,8 @@ class GraphExecutor:
         self._attn_cache, self._ffn_cache = [io.attn_cache(i) for i in layers], [io.ffn_cache(i) for i in layers]
         self._k_new, self._v_new = [io.k_new(i) for i in layers], [io.v_new(i) for i in layers]
         self._attn_branch, self._ffn_branch = [io.attn_branch(i) for i in layers], [io.ffn_branch(i) for i in layers]
+        self._scale_graphs = [spec.scale_graph(si) for si in range(len(self.patch_nums))]
+        self._emits_branches = [g.emits_branches for g in self._scale_graphs]
 
     def _infer(self, graph: str, feeds, out) -> Dict[str, torch.Tensor]:
         started = self.clock.start()
@@ -52,10 +54,10 @@ class GraphExecutor:
         return self._tokens(0)
 
     def run_scale(self, si: int, x_BlC: torch.Tensor, plan: Optional[ScalePlan]) -> ScaleOutput:
-        g = self.spec.scale_graph(si)
+        g = self._scale_graphs[si]
         feeds, kept = self._scale_feeds(si, x_BlC, plan)
         out = self._infer(g.name, feeds, self._scale_outputs(g, kept))
-        branches = g.emits_branches  # only where the next scale is prunable: its caches
+        branches = self._emits_branches[si]  # only where the next scale is prunable: its caches
         return ScaleOutput(logits_BlV=out[io.LOGITS],
                            k_new=[out[n] for n in self._k_new], v_new=[out[n] for n in self._v_new],
                            attn_branch=[out[n] for n in self._attn_branch] if branches else None,
@@ -66,7 +68,9 @@ class GraphExecutor:
             self.bufs.kv.append(i, out.k_new[i], out.v_new[i])
 
     def next_input(self, si: int, h_BChw: torch.Tensor) -> Optional[torch.Tensor]:
-        feeds = {io.F_HAT: self.bufs.f_hat.at(si, self._fhat_shape), io.H: h_BChw.contiguous()}
+        h = self.bufs.h.at(tuple(h_BChw.shape))  # the same address every call: its binding stays
+        h.copy_(h_BChw)
+        feeds = {io.F_HAT: self.bufs.f_hat.at(si, self._fhat_shape), io.H: h}
         out = {io.F_HAT_NEXT: self.bufs.f_hat.at(si + 1, self._fhat_shape)}
         if si == len(self.patch_nums) - 1:
             self._infer("final_fhat", feeds, out)
@@ -117,7 +121,7 @@ class GraphExecutor:
         for i in range(v.depth):
             out[self._k_new[i]] = bufs.k_new[i].at((R, H, kept[i], C // H))
             out[self._v_new[i]] = bufs.v_new[i].at((R, H, kept[i], C // H))
-        if g.emits_branches:
+        if self._emits_branches[g.si]:
             for i in range(v.depth):
                 out[self._attn_branch[i]] = bufs.attn_branch[i].at(g.si, (R, l, C))
                 out[self._ffn_branch[i]] = bufs.ffn_branch[i].at(g.si, (R, l, C))
