@@ -137,15 +137,15 @@ def test_cli_bad_runtime_input_is_one_line_and_exit_2(small_export, tmp_path, ar
 
 def test_a_failed_request_leaves_the_pipeline_usable(pipe, monkeypatch):
     want = pipe.generate([1, 2], seed=9, policy="nova").images
-    real_infer = pipe.backend.infer
+    real_infer = pipe.backend.infer_owned  # the backend call the runtime's executor makes
 
-    def failing(graph, feeds, out=None):
+    def failing(graph, feeds, out):
         if graph == "scale_04":
             raise RuntimeError("simulated failure inside the backend")
         return real_infer(graph, feeds, out)
 
-    monkeypatch.setattr(pipe.backend, "infer", failing)
+    monkeypatch.setattr(pipe.backend, "infer_owned", failing)
     with pytest.raises(RuntimeError, match="simulated failure"):
         pipe.generate([1, 2], seed=9, policy="nova")
-    monkeypatch.setattr(pipe.backend, "infer", real_infer)
+    monkeypatch.setattr(pipe.backend, "infer_owned", real_infer)
     assert torch.equal(pipe.generate([1, 2], seed=9, policy="nova").images, want)
