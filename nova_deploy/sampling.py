@@ -59,9 +59,13 @@ def guidance_at(si: int, num_scales: int, cfg: float) -> float:
     return cfg * (si / (num_scales - 1))
 
 
-def combine_cfg(logits_2BlV: torch.Tensor, t: float) -> torch.Tensor:
+def combine_cfg_(logits_2BlV: torch.Tensor, t: float) -> torch.Tensor:
+    """(1 + t) * conditional - t * null-class logits, the official formula's very operations, written
+    in place: the result is the first B rows of logits_2BlV and the last B rows are overwritten (the
+    loop needs neither afterwards, and three fresh V-wide tensors per scale cost more than the math)."""
     B = logits_2BlV.shape[0] // 2
-    return (1 + t) * logits_2BlV[:B] - t * logits_2BlV[B:]
+    cond, uncond = logits_2BlV[:B], logits_2BlV[B:]
+    return cond.mul_(1 + t).sub_(uncond.mul_(t))
 
 
 def sample_with_top_k_top_p_(logits_BlV: torch.Tensor, top_k: int = 0, top_p: float = 0.0,

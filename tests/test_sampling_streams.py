@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from nova_deploy.errors import InvalidArgument
-from nova_deploy.sampling import (ImageStreams, gumbel_softmax_with_rng, random_streams,
+from nova_deploy.sampling import (ImageStreams, combine_cfg_, gumbel_softmax_with_rng, random_streams,
                                   sample_with_top_k_top_p_)
 
 
@@ -55,3 +55,13 @@ def test_bad_seeds_are_refused(seed, seeds, batch, message):
 
 def test_int64_extremes_are_accepted():
     assert len(random_streams(None, [-(2 ** 63), 2 ** 63 - 1, 0], 3, "cpu")) == 3
+
+
+@pytest.mark.parametrize("t", [0.0, 0.25, 1.5 * 5 / 6])
+def test_in_place_cfg_is_the_official_formula_bit_for_bit(t):
+    logits = torch.randn(6, 64, 40, generator=torch.Generator().manual_seed(3)) * 4
+    logits[0, 0, :3] = -torch.inf  # a filtered-looking row: inf arithmetic as the official code has it
+    official = (1 + t) * logits[:3] - t * logits[3:]
+    got = combine_cfg_(logits.clone(), t)
+    assert torch.equal(got.isnan(), official.isnan())
+    assert torch.equal(got.nan_to_num(), official.nan_to_num())

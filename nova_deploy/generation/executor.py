@@ -45,7 +45,5 @@ def cfg_rows(idx_Bk: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.
     the sample's positions (the two halves are combined token by token)."""
     if out is None:
         return idx_Bk.repeat(2, 1)
-    B = idx_Bk.shape[0]
-    out[:B].copy_(idx_Bk)
-    out[B:].copy_(idx_Bk)
+    out.view(2, *idx_Bk.shape).copy_(idx_Bk)  # one broadcast copy into both halves
     return out

@@ -23,7 +23,7 @@ from nova_deploy.flops import dense_kept, transformer_flops
 from nova_deploy.generation.executor import ScaleExecutor
 from nova_deploy.nova.deciders import Decider
 from nova_deploy.nova.policy import Policy
-from nova_deploy.sampling import (SamplingParams, combine_cfg, guidance_at, gumbel_softmax_with_rng,
+from nova_deploy.sampling import (SamplingParams, combine_cfg_, guidance_at, gumbel_softmax_with_rng,
                                   sample_with_top_k_top_p_, smooth_temperature)
 
 
@@ -46,16 +46,17 @@ def run_scales(ex: ScaleExecutor, label_B: torch.Tensor, rng: Optional[torch.Gen
     for si, pn in enumerate(ex.patch_nums):
         out = ex.run_scale(si, x_BlC, decider.plan(si, x_BlC))
         ex.append_kv(out)
-        logits_BlV = combine_cfg(out.logits_BlV, guidance_at(si, K, params.cfg))
+        logits_BlV = combine_cfg_(out.logits_BlV, guidance_at(si, K, params.cfg))  # in place
         if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
             decider.observe(si, logits_BlV, out.attn_branch, out.ffn_branch)
-        del out  # the raw 2B-row logits and K/V copies are dead now: freed before the next scale's are made
+        del out  # the K/V copies and branches are dead now (the logits live on in logits_BlV until embedded)
         idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
         forced = si < len(forced_idx)
         if forced:
             idx_Bl = forced_idx[si].to(device=ex.device, dtype=torch.long)
         tokens.append(idx_Bl)
         h_BlC = embed_tokens(ex.codebook_VC, si, K, idx_Bl, logits_BlV, params, rng, hard=forced)
+        del logits_BlV  # a view of the raw 2B-row logits: freed before the next scale's are made
         x_BlC = ex.next_input(si, h_BlC.transpose(1, 2).reshape(B, Cv, pn, pn))
         if on_scale is not None:
             on_scale(si)

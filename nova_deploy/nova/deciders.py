@@ -57,16 +57,17 @@ class Decider:
     def observe(self, si: int, logits_BlV: torch.Tensor, attn_branch: Sequence[torch.Tensor],
                 ffn_branch: Sequence[torch.Tensor]) -> None:
         H_Bl = token_entropy(logits_BlV)
+        e_B = scale_entropy(H_Bl)
         self._H_prev_Bl = H_Bl
         n = self.patch_nums[si] ** 2
         plan = self._last_plan
         self.records.append(ScaleRecord(
-            si=si, entropy_B=scale_entropy(H_Bl).tolist(),
+            si=si, entropy_B=e_B.tolist(),
             kept_N=list(plan.kept_N) if plan else [n] * self.depth,
             ratio_B=list(plan.ratio_B) if plan else [0.0] * self.batch))
-        self._observe_more(si, H_Bl, attn_branch, ffn_branch)
+        self._observe_more(si, e_B, attn_branch, ffn_branch)
 
-    def _observe_more(self, si, H_Bl, attn_branch, ffn_branch) -> None:
+    def _observe_more(self, si, e_B, attn_branch, ffn_branch) -> None:
         pass
 
     def trace(self) -> Dict:
@@ -114,8 +115,8 @@ class NovaDecider(Decider):
         imp_Bl = fastvar_importance(x_BlC[:self.batch]) if self.cfg.importance == "distance" else None
         return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode, imp_Bl)
 
-    def _observe_more(self, si, H_Bl, attn_branch, ffn_branch):
-        self.tracker.observe(si, scale_entropy(H_Bl))
+    def _observe_more(self, si, e_B, attn_branch, ffn_branch):
+        self.tracker.observe(si, e_B)
         if not attn_branch:  # an exported scale emits branches only where the next scale can be pruned:
             self.layer_stat_BN = None  # no statistic is needed before a scale that cannot be pruned
             return

@@ -20,7 +20,7 @@ def token_entropy(logits_BlV: torch.Tensor) -> torch.Tensor:
     V = logits_BlV.shape[-1]
     require(V >= 2, f"entropy needs a vocabulary of at least 2 entries, got V={V}")
     logp = torch.log_softmax(logits_BlV.float(), dim=-1)
-    p_logp = torch.where(logp > -torch.inf, logp.exp() * logp, torch.zeros_like(logp))
+    p_logp = torch.where(logp > -torch.inf, logp.exp().mul_(logp), 0.0)
     return (-p_logp.sum(dim=-1) / math.log(V)).clamp_(0.0, 1.0)  # clamp: rounding may leave [0, 1] by an ulp
 
 

@@ -13,16 +13,25 @@ buffers: the KV and residual caches) or into tensors it allocates. Whether an ou
 in place by the library (ONNX Runtime IOBinding, TensorRT tensor addresses) or copied after the
 call is the backend's business.
 
+The runtime's own executor calls `infer_owned` instead: it owns every buffer it passes, so only
+the shapes can change between calls, and each distinct set of shapes is checked in full (the
+checks `infer` makes) the first time it is seen, not on every call.
+
 Backends are one file each under nova_deploy.runtime.backends and imported only when asked for,
 so that the runtime itself never imports onnxruntime or tensorrt.
 """
 from abc import ABC, abstractmethod
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Set, Tuple
 
 import torch
 
 from nova_deploy.errors import GraphRunError, InvalidArgument, NovaDeployError
 from nova_deploy.export.spec import GraphSpec
+
+# a few thousand shape sets are far more than a generation pattern produces; the memo is
+# cleared past this many so that a long-running server's memo stays bounded
+_MAX_CHECKED_SHAPES = 4096
+
 
 class Backend(ABC):
     """Runs the graphs of one export directory on one device."""
@@ -35,6 +44,8 @@ class Backend(ABC):
         self.device = torch.device(device)
         self.threads = threads
         self.active = False
+        self._graphs: Dict[str, GraphSpec] = {g.name: g for g in self.spec.graphs}
+        self._checked: Set[Tuple] = set()  # shape sets infer_owned has checked
 
     # ------------------------------------------------------------------ what a backend implements
     @abstractmethod
@@ -58,6 +69,33 @@ class Backend(ABC):
         g = self.spec.graph(graph)
         sizes = check_feeds(g, feeds, self.device)
         outputs = output_buffers(g, sizes, self.device, out or {})
+        self._call(g, feeds, outputs)
+        return outputs
+
+    def infer_owned(self, graph: str, feeds: Mapping[str, torch.Tensor],
+                    out: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        """infer() for a caller that owns its buffers (the runtime's executor): every feed and every
+        output in `out` is a contiguous tensor of the spec's dtype on this device, by construction.
+        Names and shapes are checked as infer() checks them the first time this graph sees them;
+        later calls with the same names and shapes skip the checks. Returns out."""
+        if not self.active:
+            raise RuntimeError(f"backend {self.name}: infer() before activate()")
+        key = (graph, tuple((name, x.shape) for name, x in feeds.items()),
+               tuple((name, y.shape) for name, y in out.items()))
+        if key not in self._checked:
+            g = self.spec.graph(graph)
+            sizes = check_feeds(g, feeds, self.device)
+            missing = [t.name for t in g.outputs if t.name not in out]
+            if missing:
+                raise InvalidArgument(f"graph {g.name}: infer_owned needs a buffer for every output; missing {missing}")
+            output_buffers(g, sizes, self.device, out)
+            if len(self._checked) >= _MAX_CHECKED_SHAPES:
+                self._checked.clear()
+            self._checked.add(key)
+        self._call(self._graphs[graph], feeds, out)
+        return out
+
+    def _call(self, g: GraphSpec, feeds: Mapping[str, torch.Tensor], outputs: Dict[str, torch.Tensor]) -> None:
         try:
             self._run(g, feeds, outputs)
         except (NovaDeployError, MemoryError):
@@ -66,7 +104,6 @@ class Backend(ABC):
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise GraphRunError(f"graph {g.name} failed on backend {self.name}: {first[:300]} (does the export "
                                 f"still match its manifest? `nova-deploy validate {self.export.path}` checks it)") from e
-        return outputs
 
     def __enter__(self):
         self.activate()

@@ -9,29 +9,43 @@ The K/V prefix a scale graph takes is a contiguous (2B, heads, prefix, head_dim)
 a scale's K/V to that layout moves every head's block, so each layer keeps two prefix buffers and
 each scale writes cat(prefix, new) from one into the other: one copy of the prefix per scale,
 the same traffic as the concatenation inside the graph, and no allocation.
+
+Views are kept once made: a generation asks for a few hundred views per image, and building a
+view costs more than the small graphs' data it describes. A buffer only ever has as many
+distinct shapes as its scales and kept counts, so the memo stays small.
 """
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
 
 from nova_deploy.export.spec import ExportSpec
 
 
-def _view(flat: torch.Tensor, shape: Tuple[int, ...]) -> torch.Tensor:
-    n = 1
-    for s in shape:
-        n *= s
-    return flat[:n].view(shape)
+class Flat:
+    """One flat buffer; `at(shape)` views its first prod(shape) elements (memoised per shape)."""
+
+    def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
+        self.flat = torch.empty(numel, dtype=dtype, device=device)
+        self._views: Dict[Tuple[int, ...], torch.Tensor] = {}
+
+    def at(self, shape: Tuple[int, ...]) -> torch.Tensor:
+        v = self._views.get(shape)
+        if v is None:
+            n = 1
+            for s in shape:
+                n *= s
+            v = self._views[shape] = self.flat[:n].view(shape)
+        return v
 
 
 class PingPong:
     """Two flat buffers; `at(i, shape)` views buffer i % 2: step i reads at(i) and writes at(i + 1)."""
 
     def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
-        self.flats = (torch.empty(numel, dtype=dtype, device=device), torch.empty(numel, dtype=dtype, device=device))
+        self.flats = (Flat(numel, dtype, device), Flat(numel, dtype, device))
 
-    def at(self, i: int, shape) -> torch.Tensor:
-        return _view(self.flats[i % 2], tuple(shape))
+    def at(self, i: int, shape: Tuple[int, ...]) -> torch.Tensor:
+        return self.flats[i % 2].at(shape)
 
 
 class KVPrefixes:
@@ -78,20 +92,17 @@ class GenerationBuffers:
         P, Cv, V = spec.patch_nums[-1], spec.vae.z_channels, spec.vae.vocab_size
         R = self.rows
         self.kv = KVPrefixes(N, R, H, L, C // H, act, device)
-        self.k_new = [torch.empty(R * H * l_max * (C // H), dtype=act, device=device) for _ in range(N)]
-        self.v_new = [torch.empty(R * H * l_max * (C // H), dtype=act, device=device) for _ in range(N)]
+        self.k_new = [Flat(R * H * l_max * (C // H), act, device) for _ in range(N)]
+        self.v_new = [Flat(R * H * l_max * (C // H), act, device) for _ in range(N)]
         self.attn_branch = [PingPong(R * l_max * C, act, device) for _ in range(N)]
         self.ffn_branch = [PingPong(R * l_max * C, act, device) for _ in range(N)]
-        self.keep_idx = [torch.empty(R * l_max, dtype=torch.int64, device=device) for _ in range(N)]
-        self.logits = torch.empty(R * l_max * V, dtype=torch.float32, device=device)
+        self.keep_idx = [Flat(R * l_max, torch.int64, device) for _ in range(N)]
+        self.logits = Flat(R * l_max * V, torch.float32, device)
         self.tokens = PingPong(R * l_max * C, act, device)  # scale si's input tokens: tokens.at(si)
         self.f_hat = PingPong(batch * Cv * P * P, torch.float32, device)  # f_hat before scale si: f_hat.at(si)
+        self.h = Flat(batch * Cv * P * P, torch.float32, device)  # a scale's token embeddings, B Cvae pn pn
         self.ada = torch.empty((N, R, 6, C), dtype=act, device=device)
         self.head_ada = torch.empty((R, 2, C), dtype=act, device=device)
         self.image = torch.empty((batch, 3, spec.vae.image_size, spec.vae.image_size), dtype=torch.float32,
                                  device=device)
         self.positions = torch.arange(l_max, device=device)
-
-
-def view(flat: torch.Tensor, shape) -> torch.Tensor:
-    return _view(flat, tuple(shape))

@@ -1,5 +1,8 @@
 """The generation loop's executor on an export's graphs: each model piece is one graph call on a
-backend, every tensor in the call's preallocated buffers (runtime.buffers), each call timed."""
+backend, every tensor in the call's preallocated buffers (runtime.buffers), each call timed.
+
+The executor owns every tensor it passes, so it calls the backend's `infer_owned` (shapes
+checked once per distinct shape set) and spells the per-layer tensor names once, not per call."""
 from typing import Dict, List, Optional
 
 import torch
@@ -11,7 +14,7 @@ from nova_deploy.generation.executor import cfg_rows
 from nova_deploy.models.var import ScaleOutput
 from nova_deploy.nova.deciders import ScalePlan
 from nova_deploy.runtime.backend import Backend
-from nova_deploy.runtime.buffers import GenerationBuffers, view
+from nova_deploy.runtime.buffers import GenerationBuffers
 from nova_deploy.runtime.timing import GraphClock
 
 
@@ -25,10 +28,18 @@ class GraphExecutor:
         self.codebook_VC = codebook_VC
         P = self.patch_nums[-1]
         self._fhat_shape = (bufs.batch, self.z_channels, P, P)
+        layers = range(self.depth)
+        self._k_prefix, self._v_prefix = [io.k_prefix(i) for i in layers], [io.v_prefix(i) for i in layers]
+        self._keep_idx = [io.keep_idx(i) for i in layers]
+        self._attn_cache, self._ffn_cache = [io.attn_cache(i) for i in layers], [io.ffn_cache(i) for i in layers]
+        self._k_new, self._v_new = [io.k_new(i) for i in layers], [io.v_new(i) for i in layers]
+        self._attn_branch, self._ffn_branch = [io.attn_branch(i) for i in layers], [io.ffn_branch(i) for i in layers]
+        self._scale_graphs = [spec.scale_graph(si) for si in range(len(self.patch_nums))]
+        self._emits_branches = [g.emits_branches for g in self._scale_graphs]
 
     def _infer(self, graph: str, feeds, out) -> Dict[str, torch.Tensor]:
         started = self.clock.start()
-        result = self.backend.infer(graph, feeds, out)
+        result = self.backend.infer_owned(graph, feeds, out)
         self.clock.stop(graph, started)
         return result
 
@@ -43,22 +54,23 @@ class GraphExecutor:
         return self._tokens(0)
 
     def run_scale(self, si: int, x_BlC: torch.Tensor, plan: Optional[ScalePlan]) -> ScaleOutput:
-        g = self.spec.scale_graph(si)
+        g = self._scale_graphs[si]
         feeds, kept = self._scale_feeds(si, x_BlC, plan)
         out = self._infer(g.name, feeds, self._scale_outputs(g, kept))
-        N = self.depth
-        branches = g.emits_branches  # only where the next scale is prunable: its caches
+        branches = self._emits_branches[si]  # only where the next scale is prunable: its caches
         return ScaleOutput(logits_BlV=out[io.LOGITS],
-                           k_new=[out[io.k_new(i)] for i in range(N)], v_new=[out[io.v_new(i)] for i in range(N)],
-                           attn_branch=[out[io.attn_branch(i)] for i in range(N)] if branches else None,
-                           ffn_branch=[out[io.ffn_branch(i)] for i in range(N)] if branches else None)
+                           k_new=[out[n] for n in self._k_new], v_new=[out[n] for n in self._v_new],
+                           attn_branch=[out[n] for n in self._attn_branch] if branches else None,
+                           ffn_branch=[out[n] for n in self._ffn_branch] if branches else None)
 
     def append_kv(self, out: ScaleOutput) -> None:
         for i in range(self.depth):
             self.bufs.kv.append(i, out.k_new[i], out.v_new[i])
 
     def next_input(self, si: int, h_BChw: torch.Tensor) -> Optional[torch.Tensor]:
-        feeds = {io.F_HAT: self.bufs.f_hat.at(si, self._fhat_shape), io.H: h_BChw.contiguous()}
+        h = self.bufs.h.at(tuple(h_BChw.shape))  # the same address every call: its binding stays
+        h.copy_(h_BChw)
+        feeds = {io.F_HAT: self.bufs.f_hat.at(si, self._fhat_shape), io.H: h}
         out = {io.F_HAT_NEXT: self.bufs.f_hat.at(si + 1, self._fhat_shape)}
         if si == len(self.patch_nums) - 1:
             self._infer("final_fhat", feeds, out)
@@ -79,7 +91,7 @@ class GraphExecutor:
         feeds = {io.X: x_BlC, io.ADA: bufs.ada, io.HEAD_ADA: bufs.head_ada}
         if si > 0:
             for i in range(N):
-                feeds[io.k_prefix(i)], feeds[io.v_prefix(i)] = bufs.kv.prefix(i)
+                feeds[self._k_prefix[i]], feeds[self._v_prefix[i]] = bufs.kv.prefix(i)
         kept = [l] * N
         if not self.spec.prune.prunable(si):
             if plan is not None:
@@ -90,14 +102,14 @@ class GraphExecutor:
         for i in range(N):
             idx = None if plan is None else plan.idx_N[i]
             kept[i] = l if idx is None else idx.shape[1]
-            keep = view(bufs.keep_idx[i], (R, kept[i]))
+            keep = bufs.keep_idx[i].at((R, kept[i]))
             if idx is None:
                 keep.copy_(bufs.positions[:l].expand(R, l))
             else:
                 cfg_rows(idx, out=keep)
-            feeds[io.keep_idx(i)] = keep
-            feeds[io.attn_cache(i)] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
-            feeds[io.ffn_cache(i)] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
+            feeds[self._keep_idx[i]] = keep
+            feeds[self._attn_cache[i]] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
+            feeds[self._ffn_cache[i]] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
         return feeds, kept
 
     def _scale_outputs(self, g: GraphSpec, kept: List[int]) -> Dict[str, torch.Tensor]:
@@ -105,12 +117,12 @@ class GraphExecutor:
         v, bufs = self.spec.var, self.bufs
         R, C, H = bufs.rows, v.embed_dim, v.num_heads
         l = self.patch_nums[g.si] ** 2
-        out = {io.LOGITS: view(bufs.logits, (R, l, self.spec.vae.vocab_size))}
+        out = {io.LOGITS: bufs.logits.at((R, l, self.spec.vae.vocab_size))}
         for i in range(v.depth):
-            out[io.k_new(i)] = view(bufs.k_new[i], (R, H, kept[i], C // H))
-            out[io.v_new(i)] = view(bufs.v_new[i], (R, H, kept[i], C // H))
-        if g.emits_branches:
+            out[self._k_new[i]] = bufs.k_new[i].at((R, H, kept[i], C // H))
+            out[self._v_new[i]] = bufs.v_new[i].at((R, H, kept[i], C // H))
+        if self._emits_branches[g.si]:
             for i in range(v.depth):
-                out[io.attn_branch(i)] = bufs.attn_branch[i].at(g.si, (R, l, C))
-                out[io.ffn_branch(i)] = bufs.ffn_branch[i].at(g.si, (R, l, C))
+                out[self._attn_branch[i]] = bufs.attn_branch[i].at(g.si, (R, l, C))
+                out[self._ffn_branch[i]] = bufs.ffn_branch[i].at(g.si, (R, l, C))
         return out

@@ -105,3 +105,28 @@ def test_unknown_backend_and_missing_device_are_clear():
     for name in ("torch", "onnxruntime"):
         with pytest.raises(BackendUnavailable, match="no CUDA device"):
             backend_class(name)(type("E", (), {"spec": SPEC})(), "cuda").activate()
+
+
+def test_infer_owned_checks_each_shape_set_once_and_refuses_bad_ones(monkeypatch):
+    import nova_deploy.runtime.backend as backend_module
+    backend = Recording(type("E", (), {"spec": SPEC})(), "cpu")
+    g, feeds, sizes = scale_feeds(5, batch=1, kept=7, prefix=40)
+    out = output_buffers(g, check_feeds(g, feeds, torch.device("cpu")), torch.device("cpu"), {})
+    with pytest.raises(RuntimeError, match="before activate"):
+        backend.infer_owned(g.name, feeds, out)
+    backend.activate()
+    calls = []
+    real_check = backend_module.check_feeds
+    monkeypatch.setattr(backend_module, "check_feeds", lambda *a: calls.append(a[0].name) or real_check(*a))
+    for _ in range(3):
+        assert backend.infer_owned(g.name, feeds, out) is out and backend.last == (g.name, out)
+    assert calls == [g.name]  # checked the first time only
+    wider = dict(feeds, x_BlC=torch.zeros(2, 35, SPEC.var.embed_dim))
+    with pytest.raises(InvalidArgument, match="axis 1 is 35"):  # a new shape set is checked in full
+        backend.infer_owned(g.name, wider, out)
+    with pytest.raises(InvalidArgument, match="needs a buffer for every output; missing \\['logits_BlV'\\]"):
+        backend.infer_owned(g.name, feeds, {k: v for k, v in out.items() if k != "logits_BlV"})
+    small = dict(out, logits_BlV=torch.empty(2, 30, SPEC.vae.vocab_size))
+    with pytest.raises(InvalidArgument, match="output buffer logits_BlV"):
+        backend.infer_owned(g.name, feeds, small)
+    assert calls == [g.name] * 4

@@ -30,11 +30,11 @@ def test_buffers_are_allocated_once_per_batch_and_outputs_land_in_them(pipe):
     pipe.generate([1], seed=0, policy="nova")
     bufs = pipe.buffers.take(1)
     pipe.buffers.give(bufs)
-    kv_ptr, logits_ptr = bufs.kv.k[0].flats[0].data_ptr(), bufs.logits.data_ptr()
+    kv_ptr, logits_ptr = bufs.kv.k[0].flats[0].flat.data_ptr(), bufs.logits.flat.data_ptr()
     pipe.generate([2], seed=1, policy="nova")
     again = pipe.buffers.take(1)
     pipe.buffers.give(again)
-    assert again is bufs and again.kv.k[0].flats[0].data_ptr() == kv_ptr and again.logits.data_ptr() == logits_ptr
+    assert again is bufs and again.kv.k[0].flats[0].flat.data_ptr() == kv_ptr and again.logits.flat.data_ptr() == logits_ptr
     # ONNX Runtime wrote the last scale's logits straight into the preallocated buffer
     last = pipe.spec.patch_nums[-1] ** 2
     out = pipe.backend.infer("decoder", {"f_hat_BChw": torch.zeros(1, pipe.spec.vae.z_channels, 8, 8)},
@@ -137,15 +137,15 @@ def test_cli_bad_runtime_input_is_one_line_and_exit_2(small_export, tmp_path, ar
 
 def test_a_failed_request_leaves_the_pipeline_usable(pipe, monkeypatch):
     want = pipe.generate([1, 2], seed=9, policy="nova").images
-    real_infer = pipe.backend.infer
+    real_infer = pipe.backend.infer_owned  # the backend call the runtime's executor makes
 
-    def failing(graph, feeds, out=None):
+    def failing(graph, feeds, out):
         if graph == "scale_04":
             raise RuntimeError("simulated failure inside the backend")
         return real_infer(graph, feeds, out)
 
-    monkeypatch.setattr(pipe.backend, "infer", failing)
+    monkeypatch.setattr(pipe.backend, "infer_owned", failing)
     with pytest.raises(RuntimeError, match="simulated failure"):
         pipe.generate([1, 2], seed=9, policy="nova")
-    monkeypatch.setattr(pipe.backend, "infer", real_infer)
+    monkeypatch.setattr(pipe.backend, "infer_owned", real_infer)
     assert torch.equal(pipe.generate([1, 2], seed=9, policy="nova").images, want)
