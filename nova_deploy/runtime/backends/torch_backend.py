@@ -33,6 +33,16 @@ def load_source_models(export, device: torch.device):
     return models.var.to(device), models.vae.to(device)
 
 
+def deployed_module(g: GraphSpec, spec, var, vae, device: torch.device) -> torch.nn.Module:
+    """The module this backend runs for graph g: the one the graph was traced from, on device. On
+    CPU the decoder runs channels_last (DecoderGraph.to_channels_last); on CUDA it is unmeasured
+    and stays as traced."""
+    module = graph_module(g, spec, var, vae).to(device)
+    if g.kind == "decoder" and device.type == "cpu":
+        module.to_channels_last()
+    return module
+
+
 class TorchBackend(Backend):
     name = "torch"
 
@@ -43,7 +53,7 @@ class TorchBackend(Backend):
             raise BackendUnavailable("backend torch: device cuda requested but torch sees no CUDA device")
         var, vae = load_source_models(self.export, self.device)
         lp = to_precision(var, self.spec.precision)
-        self.modules: Dict[str, torch.nn.Module] = {g.name: graph_module(g, self.spec, lp, vae).to(self.device)
+        self.modules: Dict[str, torch.nn.Module] = {g.name: deployed_module(g, self.spec, lp, vae, self.device)
                                                     for g in self.spec.graphs}
         self.active = True
 
