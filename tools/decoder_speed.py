@@ -1,25 +1,27 @@
 """The VQVAE decoder, torch eager against each deployed decoder, side by side in one process.
 
-    python tools/decoder_speed.py [--preset d16] [--batch 1,4] [--repeat 5] [--threads 2] [--json out.json]
+    python tools/decoder_speed.py [--preset d16] [--batch 1,4] [--repeat 5] [--threads 2] [--bf16] [--json out.json]
     python tools/decoder_speed.py --engines DIR ...   # an existing export's decoder graph and model
 
 The reference is `vae.fhat_to_img` in eager PyTorch, as the reference sampler runs it. The deployed
 decoders are the runtime's: the onnxruntime backend's session of decoder.onnx (opened by
 ort_session.open_session with the export's weights.bin shared, as the backend opens it) and the
-torch backend's decoder module (torch_backend.deployed_module). With --preset the models get random
+torch backend's decoder module (torch_backend.deployed_module); --bf16 adds that module with the
+backend's opt-in bf16 decoder. With --preset the models get random
 weights and only the decoder graph is exported, into a temporary directory, the way
 `nova-deploy export` writes it.
 
 Every round runs each decoder once per batch size, in turn (after one warm-up call each), so load
 from other processes falls on all of them alike. Reported per image: wall seconds (median and
 min over rounds) and CPU seconds of this process (user + sys), the ratio eager / deployed on the
-median wall time, and the largest difference from the eager image. CPU time is the steadier figure
+median wall time, and the largest difference and PSNR against the eager image. CPU time is the steadier figure
 on a shared machine; run with OMP_WAIT_POLICY=PASSIVE so that torch's idle OpenMP workers do not
 spin it up. The load average is printed before and after.
 """
 import argparse
 import copy
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -66,9 +68,9 @@ class OnnxRuntimeDecoder:
         return torch.from_numpy(self.session.run([io.IMAGE], {io.F_HAT: f_hat.numpy()})[0])
 
 
-def torch_backend_decoder(g, spec, var, vae) -> Callable[[torch.Tensor], torch.Tensor]:
+def torch_backend_decoder(g, spec, var, vae, bf16: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
     # the backend loads a model of its own and changes its layout in place: so does this copy
-    module = deployed_module(g, spec, var, copy.deepcopy(vae), torch.device("cpu"))
+    module = deployed_module(g, spec, var, copy.deepcopy(vae), torch.device("cpu"), decoder_bf16=bf16)
 
     def run(f_hat: torch.Tensor) -> torch.Tensor:
         image = module.compute({io.F_HAT: f_hat})[io.IMAGE]
@@ -92,7 +94,14 @@ def time_side_by_side(decoders: Dict[str, Callable], f_hat: torch.Tensor, repeat
             cpu[name].append((c1.user - c0.user + c1.system - c0.system) / B)
     return {n: {"wall_median_s": statistics.median(wall[n]), "wall_min_s": min(wall[n]),
                 "cpu_median_s": statistics.median(cpu[n]), "wall_s": wall[n], "cpu_s": cpu[n],
-                "max_abs_diff": float((images[n] - reference).abs().max())} for n in decoders}
+                "max_abs_diff": float((images[n] - reference).abs().max()),
+                "psnr_db": psnr(images[n], reference)} for n in decoders}
+
+
+def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """Of images in [-1, 1] (peak-to-peak 2); inf when equal."""
+    mse = float(((image - reference) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(4 / mse)
 
 
 def main() -> None:
@@ -103,6 +112,7 @@ def main() -> None:
     ap.add_argument("--batch", default="1,4", help="comma-separated batch sizes (default 1,4)")
     ap.add_argument("--repeat", type=int, default=5, help="timed rounds (default 5)")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads of torch and ONNX Runtime (default 2)")
+    ap.add_argument("--bf16", action="store_true", help="also the torch backend's opt-in bf16 decoder")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     batches = [int(b) for b in args.batch.split(",")]
@@ -130,6 +140,8 @@ def main() -> None:
         decoders = {"torch eager (reference sampler)": lambda f: vae.fhat_to_img(f),
                     "onnxruntime backend": OnnxRuntimeDecoder(Path(path), args.threads),
                     "torch backend": torch_backend_decoder(g, spec, var, vae)}
+        if args.bf16:
+            decoders["torch backend, bf16 decoder"] = torch_backend_decoder(g, spec, var, vae, bf16=True)
         C, P = vae.Cvae, vae.quantize.v_patch_nums[-1]
         print(f"decoder of {what}: {vae.image_size}px from a {P}x{P} latent; {args.threads} threads, "
               f"{args.repeat} interleaved rounds; torch {torch.__version__}; load average before "
@@ -140,10 +152,11 @@ def main() -> None:
             f_hat = torch.randn(B, C, P, P)
             res = time_side_by_side(decoders, f_hat, args.repeat)
             eager = res["torch eager (reference sampler)"]["wall_median_s"]
-            print(f"\nbatch {B}: seconds per image   wall median   wall min   CPU median   eager/this   max |diff|")
+            print(f"\nbatch {B}: seconds per image   wall median   wall min   CPU median   eager/this   max |diff|"
+                  f"   PSNR dB")
             for name, r in res.items():
                 print(f"  {name:32s} {r['wall_median_s']:9.3f} {r['wall_min_s']:10.3f} {r['cpu_median_s']:11.3f}"
-                      f" {eager / r['wall_median_s']:11.2f}x {r['max_abs_diff']:11.2e}")
+                      f" {eager / r['wall_median_s']:11.2f}x {r['max_abs_diff']:11.2e} {r['psnr_db']:9.1f}")
             report["batches"][B] = res
         report["load_after"] = os.getloadavg()
         print(f"\nload average after {' '.join(f'{x:.2f}' for x in report['load_after'])}")

@@ -1,5 +1,7 @@
 """The torch backend's decoder module: channels_last on CPU, within the decoder graph's fp32 image
-tolerance of the eager decoder, and without touching the layout of what the other graphs run."""
+tolerance of the eager decoder, without touching the layout of what the other graphs run; bf16 opt-in."""
+import inspect
+
 import torch
 
 from nova_deploy.export import vocabulary as io
@@ -7,7 +9,7 @@ from nova_deploy.export.spec import build_spec
 from nova_deploy.export.validate import TOLERANCES
 from nova_deploy.models.build import build_pair
 from nova_deploy.models.presets import get_preset
-from nova_deploy.runtime.backends.torch_backend import deployed_module
+from nova_deploy.runtime.backends.torch_backend import TorchBackend, deployed_module
 
 PRESET = get_preset("small")
 
@@ -37,3 +39,21 @@ def test_other_graphs_keep_the_traced_layout():
     spec = build_spec(PRESET.var, PRESET.vae, max_batch=2)
     deployed_module(spec.graph("final_fhat"), spec, var, vae, torch.device("cpu"))
     assert vae.decoder.conv_in.weight.is_contiguous()
+
+
+def test_bf16_decoder_is_opt_in_and_keeps_an_fp32_image_close_to_the_fp32_decoder():
+    var, vae = build_pair(PRESET)
+    spec = build_spec(PRESET.var, PRESET.vae, max_batch=2)
+    f_hat = torch.randn(2, vae.Cvae, PRESET.vae.v_patch_nums[-1], PRESET.vae.v_patch_nums[-1],
+                        generator=torch.Generator().manual_seed(0))
+    g = spec.graph("decoder")
+    with torch.no_grad():
+        fp32 = deployed_module(g, spec, var, vae, torch.device("cpu")).compute({io.F_HAT: f_hat})[io.IMAGE]
+        bf16 = deployed_module(g, spec, var, vae, torch.device("cpu"),
+                               decoder_bf16=True).compute({io.F_HAT: f_hat})[io.IMAGE]
+
+    assert inspect.signature(TorchBackend).parameters["decoder_bf16"].default is False  # opt-in
+    assert bf16.dtype == torch.float32
+    assert not torch.equal(bf16, fp32)  # bf16 did run
+    psnr_db = 10 * torch.log10(4 / ((bf16 - fp32) ** 2).mean())  # images in [-1, 1]
+    assert psnr_db >= 30, f"bf16 decoder {psnr_db:.1f} dB against fp32"
