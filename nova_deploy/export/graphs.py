@@ -136,9 +136,34 @@ class DecoderGraph(GraphModule):
     def __init__(self, vae: VQVAE, g: GraphSpec):
         super().__init__(g)
         self.vae = vae
+        self.memory_format = torch.contiguous_format  # what the exporter traces: an NCHW graph
+        self.autocast_dtype: Optional[torch.dtype] = None  # fp32 unless use_bf16() (never traced)
+
+    def to_channels_last(self) -> "DecoderGraph":
+        """Run the decoder's convolutions on channels_last (NHWC) activations and weights: oneDNN's
+        direct layout for conv on CPU, where NCHW activations are reordered around every conv
+        (tools/decoder_speed.py measures it). Only post_quant_conv and the decoder change layout;
+        the quantizer's Phi convs, which the next_input graphs share, keep theirs, so f_hat and
+        the tokens are computed as before. Results are the same up to summation order."""
+        self.vae.post_quant_conv.to(memory_format=torch.channels_last)
+        self.vae.decoder.to(memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last
+        return self
+
+    def use_bf16(self) -> "DecoderGraph":
+        """Decode under bf16 autocast (convolutions and attention matmuls in bf16, the image fp32).
+        An opt-in that changes the image (tools/decoder_speed.py reports by how much): fast only
+        where the CPU has native bf16 (AVX512_BF16, AMX), which oneDNN otherwise emulates."""
+        self.autocast_dtype = torch.bfloat16
+        return self
 
     def compute(self, feeds):
-        return {io.IMAGE: self.vae.fhat_to_img(feeds[io.F_HAT])}
+        f_hat = feeds[io.F_HAT].contiguous(memory_format=self.memory_format)
+        if self.autocast_dtype is None:
+            return {io.IMAGE: self.vae.fhat_to_img(f_hat)}
+        with torch.autocast(f_hat.device.type, dtype=self.autocast_dtype):
+            image = self.vae.fhat_to_img(f_hat)
+        return {io.IMAGE: image.float()}
 
 
 def graph_module(g: GraphSpec, spec: ExportSpec, var: VAR, vae: VQVAE) -> nn.Module:

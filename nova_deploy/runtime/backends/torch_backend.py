@@ -4,7 +4,7 @@ The model is reloaded from where the manifest says it came from (checkpoint file
 and must have the export's fingerprint, so that this backend computes what the graphs compute;
 CPU or CUDA.
 """
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import torch
 
@@ -33,8 +33,27 @@ def load_source_models(export, device: torch.device):
     return models.var.to(device), models.vae.to(device)
 
 
+def deployed_module(g: GraphSpec, spec, var, vae, device: torch.device,
+                    decoder_bf16: bool = False) -> torch.nn.Module:
+    """The module this backend runs for graph g: the one the graph was traced from, on device. On
+    CPU the decoder runs channels_last (DecoderGraph.to_channels_last); on CUDA it is unmeasured
+    and stays as traced. decoder_bf16: the decoder under bf16 autocast (DecoderGraph.use_bf16),
+    an opt-in that changes the image."""
+    module = graph_module(g, spec, var, vae).to(device)
+    if g.kind == "decoder":
+        if device.type == "cpu":
+            module.to_channels_last()
+        if decoder_bf16:
+            module.use_bf16()
+    return module
+
+
 class TorchBackend(Backend):
     name = "torch"
+
+    def __init__(self, export, device, threads: Optional[int] = None, decoder_bf16: bool = False):
+        super().__init__(export, device, threads)
+        self.decoder_bf16 = decoder_bf16  # off by default: the image is no longer the fp32 decoder's
 
     def activate(self) -> None:
         if self.active:
@@ -43,7 +62,8 @@ class TorchBackend(Backend):
             raise BackendUnavailable("backend torch: device cuda requested but torch sees no CUDA device")
         var, vae = load_source_models(self.export, self.device)
         lp = to_precision(var, self.spec.precision)
-        self.modules: Dict[str, torch.nn.Module] = {g.name: graph_module(g, self.spec, lp, vae).to(self.device)
+        self.modules: Dict[str, torch.nn.Module] = {g.name: deployed_module(g, self.spec, lp, vae, self.device,
+                                                                         self.decoder_bf16)
                                                     for g in self.spec.graphs}
         self.active = True
 
