@@ -9,7 +9,8 @@ from nova_deploy.bench.configs import NOVA_FIXED, REFERENCE, TORCH_COMPILE, Conf
 from nova_deploy.bench.memory import Memory, probe
 from nova_deploy.bench.nova_ratios import NovaRatios, nova_reference_ratios
 from nova_deploy.bench.quality import Quality, measure_quality
-from nova_deploy.bench.runners import Sample, open_runner
+from nova_deploy.bench.runner_by_name import open_runner
+from nova_deploy.bench.runners import Sample
 from nova_deploy.bench.schedule import interleaved
 from nova_deploy.bench.stats import Stat, per_scale_stats, ratio, stat
 from nova_deploy.errors import BackendUnavailable, InvalidArgument

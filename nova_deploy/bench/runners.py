@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from nova_deploy.bench.configs import REFERENCE, RUNTIME_RUNNERS, TORCH_COMPILE
+from nova_deploy.bench.configs import REFERENCE, RUNTIME_RUNNERS
 from nova_deploy.flops import dense_kept, transformer_flops
 from nova_deploy.nova.policy import Policy
 from nova_deploy.sampling import SamplingParams
@@ -154,13 +154,3 @@ class ReferenceRunner(Runner):
 
     def close(self) -> None:
         self.var = self.vae = None
-
-
-def open_runner(name: str, export, device: str = "cpu", threads: Optional[int] = None):
-    if name == REFERENCE:
-        return ReferenceRunner(export, device)
-    if name == TORCH_COMPILE:
-        from nova_deploy.bench.compiled_runner import CompiledRunner
-
-        return CompiledRunner(export, device)
-    return RuntimeRunner(name, export, device, threads)
