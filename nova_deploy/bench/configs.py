@@ -1,8 +1,11 @@
 """What a benchmark measures: configurations = runner x policy x batch.
 
 A runner is a runtime backend over an export (`torch`, `onnxruntime`, `onnxruntime-prepack`,
-`tensorrt`) or `torch-reference`, the PyTorch reference sampler (`nova_deploy.sampler.generate`,
-the official algorithm) on the exported model. `onnxruntime` runs with MLAS pre-packing disabled
+`tensorrt`: the deployed path), `torch-reference`, the PyTorch reference sampler
+(`nova_deploy.sampler.generate`, the official algorithm) on the exported model, or a peer:
+`torch-compile`, the reference sampler with its scale step and decoder under torch.compile (what a
+user would run instead of exporting), chosen with --backends like a runtime backend and run under
+every policy. `onnxruntime` runs with MLAS pre-packing disabled
 (one shared copy of the weights), `onnxruntime-prepack` with it enabled (per-session packed copies).
 
 Policies are the CLI's (`none`, `nova`, `fastvar`, `fixed:R0,R1,...`) plus `fixed:nova-ref`: the
@@ -16,6 +19,8 @@ from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.policy import parse_policy, valid_forms
 
 REFERENCE = "torch-reference"
+TORCH_COMPILE = "torch-compile"
+PEER_RUNNERS = (TORCH_COMPILE,)  # not the deployed path; every report compares the deployed path with them
 # runner name -> (backend name, keyword arguments of the backend class)
 RUNTIME_RUNNERS: Dict[str, Tuple[str, dict]] = {
     "torch": ("torch", {}),
@@ -28,7 +33,7 @@ NOVA_FIXED = "fixed:nova-ref"  # resolved by nova_ratios.nova_reference_ratios
 
 @dataclass(frozen=True)
 class Config:
-    runner: str  # a key of RUNTIME_RUNNERS, or REFERENCE
+    runner: str  # a key of RUNTIME_RUNNERS, a PEER_RUNNERS name, or REFERENCE
     policy: str  # as given: none | nova | fastvar | fixed:... | fixed:nova-ref
     batch: int
 
@@ -67,12 +72,13 @@ def _is_number(text: str) -> bool:
 
 def parse_runners(values: Sequence[str]) -> List[str]:
     names = split_list(values)
+    valid = ", ".join((*RUNTIME_RUNNERS, *PEER_RUNNERS))
     if not names:
-        raise InvalidArgument(f"--backends names no backend; valid: {', '.join(RUNTIME_RUNNERS)}")
+        raise InvalidArgument(f"--backends names no backend; valid: {valid}")
     for n in names:
-        if n not in RUNTIME_RUNNERS:
+        if n not in RUNTIME_RUNNERS and n not in PEER_RUNNERS:
             hint = " (the reference sampler is added by --reference)" if n == REFERENCE else ""
-            raise InvalidArgument(f"unknown backend {n!r}; valid: {', '.join(RUNTIME_RUNNERS)}{hint}")
+            raise InvalidArgument(f"unknown backend {n!r}; valid: {valid}{hint}")
     return names
 
 
@@ -107,8 +113,8 @@ def parse_batches(values: Sequence[str], max_batch: int) -> List[int]:
 
 def build_configs(runners: Sequence[str], policies: Sequence[str], batches: Sequence[int],
                   reference: bool) -> List[Config]:
-    """Every runtime runner x policy x batch; the reference sampler runs dense only (it is the
-    official algorithm, the baseline)."""
+    """Every runtime or peer runner x policy x batch; the reference sampler runs dense only (it is
+    the official algorithm, the baseline)."""
     configs = [Config(r, p, b) for b in batches for r in runners for p in policies]
     if reference:
         configs += [Config(REFERENCE, "none", b) for b in batches]

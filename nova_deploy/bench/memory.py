@@ -3,8 +3,9 @@
 Peak RSS (VmHWM) is per process and never goes down, so in the benchmark process it would
 report the largest configuration for all that run after it. Each probe therefore runs
 `python -m nova_deploy.bench.memory` in its own process: import the libraries, record RSS
-(`baseline`), open the runner, run one warm-up and one generation, then report the process's
-peak RSS and the growth over the baseline (what the configuration itself adds). On CUDA it also
+(`baseline`), open and prepare the runner (torch-compile compiles, and its peak includes that),
+run one warm-up and one generation, then report the process's peak RSS and the growth over the
+baseline (what the configuration itself adds). On CUDA it also
 reports torch's peak allocated device memory (the torch backend and reference sampler only: other
 libraries allocate outside torch's allocator).
 """
@@ -66,7 +67,7 @@ def _main(argv) -> None:
     export_dir, runner, policy_text, batch, device, threads, seed, cfg, top_k, top_p = argv
     import torch
 
-    from nova_deploy.bench.runners import open_runner
+    from nova_deploy.bench.runner_by_name import open_runner
     from nova_deploy.export.manifest import open_export
     from nova_deploy.nova.policy import parse_policy
     from nova_deploy.sampling import SamplingParams
@@ -82,6 +83,7 @@ def _main(argv) -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     r = open_runner(runner, export, device, threads)
+    r.prepare([(int(batch), policy)], int(seed), params)  # torch-compile compiles here, inside the peak
     for _ in range(2):
         r.run(int(batch), policy, int(seed), params)
     peak = peak_rss_mb()

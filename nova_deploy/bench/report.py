@@ -38,8 +38,8 @@ def _f(x: Optional[float], fmt: str = "{:.2f}", none: str = "-") -> str:
 
 
 COLUMNS = ("configuration", "img/s", "s/img med", "s/img min", "transf. s", "decoder s", "outside %",
-           "GFLOP/img", "FLOP red.", "speedup e2e", "speedup transf.", "realised/FLOP", "peak RSS MB",
-           "RSS growth MB")
+           "GFLOP/img", "FLOP red.", "speedup e2e", "speedup transf.", "realised/FLOP", "x reference",
+           "x torch-compile", "peak RSS MB", "RSS growth MB")
 
 
 def rows(result) -> List[List[str]]:
@@ -50,7 +50,8 @@ def rows(result) -> List[List[str]]:
                     f"{st['transformer_s'].median:.3f}", f"{st['decoder_s'].median:.3f}",
                     f"{100 * st['outside_fraction'].median:.0f}", f"{r.flops_pruned / 1e9:.2f}",
                     f"{r.flop_reduction:.2f}x", _f(r.speedup_e2e, "{:.2f}x"), _f(r.speedup_transformer, "{:.2f}x"),
-                    _f(r.realised_over_flop), _f(m and m.peak_rss_mb, "{:.0f}"), _f(m and m.growth_mb, "{:.0f}")])
+                    _f(r.realised_over_flop), _f(r.vs_reference, "{:.2f}x"), _f(r.vs_torch_compile, "{:.2f}x"),
+                    _f(m and m.peak_rss_mb, "{:.0f}"), _f(m and m.growth_mb, "{:.0f}")])
     return out
 
 
@@ -110,6 +111,7 @@ def to_json(result, targets: List[Target], command: str, mach: dict) -> dict:
             "configurations": [r.to_json() for r in result.results],
             "nova_ratios": None if result.nova_ratios is None else result.nova_ratios.to_json(),
             "quality": {k: q.to_json() for k, q in result.quality.items()},
+            "skipped_runners": result.skipped, "compile": result.compile,
             "targets": [t.to_json() for t in targets]}
 
 
@@ -139,7 +141,12 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
           f"`min` the fastest",
           "- `torch-reference`: `nova_deploy.sampler.generate` on the PyTorch model (the official algorithm); "
           "`torch`: the runtime's PyTorch eager backend over the same graphs' modules; `onnxruntime`: ONNX Runtime "
-          "with pre-packing off (one shared weights copy); `onnxruntime-prepack`: pre-packing on",
+          "with pre-packing off (one shared weights copy); `onnxruntime-prepack`: pre-packing on; "
+          "`torch-compile`: the reference sampler with its scale step and decoder under `torch.compile` "
+          "(compiled before the warm-up rounds, so no timed run compiles)",
+          "- x reference = the reference sampler's median time (dense: the official algorithm) over this "
+          "configuration's, same batch; x torch-compile = torch-compile's at the same batch and policy over "
+          "this one's (`-` where that runner did not run)",
           "- transformer = the scale graphs (blocks and head), decoder = the VQVAE decoder, outside % = time "
           "outside backend calls (reference: outside the scale steps and decoder) over the wall time",
           "- FLOPs: analytic transformer FLOPs per image (CFG's two rows), `nova_deploy/flops.py`; speedups are "
@@ -154,6 +161,14 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
         L += [f"- `fixed:nova-ref` = `{n.fixed}`: NOVA's default config's mean scale ratios over {n.samples} "
               f"reference-model samples ({n.reference_ratios}, FLOP reduction there {n.reference_flop_reduction:.2f}x), "
               f"mapped by position from the end onto {result.num_scales} scales (extra first scales: 0)", ""]
+    for n, why in result.skipped.items():
+        L += [f"- **{n} did not run here**: {why}"]
+    for n, info in result.compile.items():
+        L += [f"- {n}: {info['graphs']} graphs compiled in {_f(info['compile_s'], '{:.1f}')} s before the "
+              f"warm-up ({info['backend']}, mode {info['mode']}, {info['options']}); "
+              f"{info['graphs_in_timed_runs']} compiled during timed runs"]
+    if result.skipped or result.compile:
+        L += [""]
     L += ["## Speed", ""] + _md_table(COLUMNS, rows(result)) + ["", f"![speed]({name}-speed.png)", "",
                                                                  "### Per-scale transformer latency (ms, median per batch)", ""]
     K = result.num_scales

@@ -1,17 +1,19 @@
-"""A benchmark run: resolve policies, open every runner, run the interleaved schedule, probe memory,
-measure quality (reference model only), summarise, check the targets."""
+"""A benchmark run: resolve policies, open and prepare every runner (one that cannot run here is
+named with its reason and left out), run the interleaved schedule, probe memory, measure quality
+(reference model only), summarise, check the targets."""
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from nova_deploy.bench.configs import NOVA_FIXED, Config, build_configs
+from nova_deploy.bench.configs import NOVA_FIXED, REFERENCE, TORCH_COMPILE, Config, build_configs
 from nova_deploy.bench.memory import Memory, probe
 from nova_deploy.bench.nova_ratios import NovaRatios, nova_reference_ratios
 from nova_deploy.bench.quality import Quality, measure_quality
-from nova_deploy.bench.runners import Sample, open_runner
+from nova_deploy.bench.runner_by_name import open_runner
+from nova_deploy.bench.runners import Sample
 from nova_deploy.bench.schedule import interleaved
 from nova_deploy.bench.stats import Stat, per_scale_stats, ratio, stat
-from nova_deploy.errors import InvalidArgument
+from nova_deploy.errors import BackendUnavailable, InvalidArgument
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.sampling import SamplingParams
@@ -47,6 +49,10 @@ class ConfigResult:
     flops_dense: int = 0
     flops_pruned: int = 0
     speedup_e2e: Optional[float] = None  # same runner's dense config / this, median wall time
+    # the peers' median wall time / this one's, same batch: the reference sampler (dense, the
+    # official algorithm, whatever this policy) and torch-compile (same policy); None where not run
+    vs_reference: Optional[float] = None
+    vs_torch_compile: Optional[float] = None
     speedup_transformer: Optional[float] = None
     realised_over_flop: Optional[float] = None
 
@@ -73,6 +79,7 @@ class ConfigResult:
                 "transformer_flops_per_image": {"dense": self.flops_dense, "pruned": self.flops_pruned},
                 "flop_reduction": self.flop_reduction, "speedup_e2e_vs_dense": self.speedup_e2e,
                 "speedup_transformer_vs_dense": self.speedup_transformer,
+                "speedup_e2e_vs_reference": self.vs_reference, "speedup_e2e_vs_torch_compile": self.vs_torch_compile,
                 "realised_over_flop_reduction": self.realised_over_flop,
                 "memory": None if self.memory is None else self.memory.to_json(),
                 "per_run_wall_s": [s.wall_s for s in self.samples]}
@@ -91,6 +98,8 @@ class BenchResult:
     quality: Dict[str, Quality] = field(default_factory=dict)
     seconds: float = 0.0
     load_average: Dict[str, List[float]] = field(default_factory=dict)
+    skipped: Dict[str, str] = field(default_factory=dict)  # runner -> why it could not run here
+    compile: Dict[str, dict] = field(default_factory=dict)  # runner -> its compile_info()
 
     def find(self, runner: str, policy: str, batch: int) -> Optional[ConfigResult]:
         return next((r for r in self.results if r.config == Config(runner, policy, batch)), None)
@@ -141,6 +150,13 @@ def summarise(results: List[ConfigResult]) -> None:
         r.speedup_e2e = ratio(dense.stats["wall_s"].median, r.stats["wall_s"].median)
         r.speedup_transformer = ratio(dense.stats["transformer_s"].median, r.stats["transformer_s"].median)
         r.realised_over_flop = ratio(r.speedup_transformer, r.flop_reduction)
+    for r in results:
+        c = r.config
+        peers = {REFERENCE: Config(REFERENCE, "none", c.batch), TORCH_COMPILE: Config(TORCH_COMPILE, c.policy, c.batch)}
+        wall = {name: next((p.stats["wall_s"].median for p in results if p.config == peer and p is not r), None)
+                for name, peer in peers.items()}
+        r.vs_reference = ratio(wall[REFERENCE], r.stats["wall_s"].median)
+        r.vs_torch_compile = ratio(wall[TORCH_COMPILE], r.stats["wall_s"].median)
 
 
 def load_average() -> List[float]:
@@ -174,11 +190,8 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
     if ratios is not None:
         log(f"{NOVA_FIXED} = {ratios.fixed} (NOVA's mean ratios over {ratios.samples} reference-model samples)")
     configs = build_configs(opt.runners, opt.policies, opt.batches, opt.reference)
-    runners = {}
-    for name in dict.fromkeys(c.runner for c in configs):
-        t0 = time.perf_counter()
-        runners[name] = open_runner(name, export, opt.device, opt.threads)
-        log(f"opened {name} in {time.perf_counter() - t0:.1f} s")
+    runners, skipped = open_runners(configs, export, opt, policies, log)
+    configs = [c for c in configs if c.runner in runners]
     results = {c: ConfigResult(c, policies[c.policy].to_text(), []) for c in configs}
     order = []
     steps = interleaved(configs, opt.warmup, opt.repeat)
@@ -191,6 +204,11 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
         log(f"[{i + 1}/{len(steps)}] {'round ' + str(step.round + 1) if step.timed else 'warm-up'} "
             f"{c.label}: {sample.wall_s:.3f} s")
     loads["after_timing"] = load_average()
+    compile_info = {n: info for n, info in ((n, r.compile_info()) for n, r in runners.items()) if info is not None}
+    for n, info in compile_info.items():
+        if info["graphs_in_timed_runs"]:
+            log(f"warning: {n} compiled {info['graphs_in_timed_runs']} graph(s) during timed runs: its times "
+                f"include compilation")
     quality = {}
     reference_model = is_bundled_model(export)
     if reference_model and opt.quality_samples > 0:
@@ -214,4 +232,32 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
     return BenchResult(options=opt, export_dir=str(export.path), model=export.description,
                        is_reference_model=reference_model, num_scales=spec.num_scales, order=order, results=out,
                        nova_ratios=ratios, quality=quality, seconds=time.perf_counter() - t_start,
-                       load_average=loads)
+                       load_average=loads, skipped=skipped, compile=compile_info)
+
+
+def open_runners(configs: Sequence[Config], export, opt: BenchOptions, policies: Dict[str, Policy],
+                 log: Callable[[str], None]):
+    """({name: runner} opened and prepared, {name: why not}): a runner that cannot run here
+    (BackendUnavailable: a library, a device or a compiler missing) is named in one line and the
+    others run; if none can, the reasons are the error."""
+    runners, skipped = {}, {}
+    for name in dict.fromkeys(c.runner for c in configs):
+        t0 = time.perf_counter()
+        runner = None
+        try:
+            runner = open_runner(name, export, opt.device, opt.threads)
+            jobs = [(c.batch, policies[c.policy]) for c in configs if c.runner == name]
+            runner.prepare(jobs, opt.seed, opt.params)
+        except BackendUnavailable as e:
+            if runner is not None:
+                runner.close()
+            skipped[name] = " ".join(str(e).split())  # one line, whatever the library's message
+            log(f"skipped runner {name}: {skipped[name]}")
+            continue
+        runners[name] = runner
+        info = runner.compile_info()
+        extra = f" (compiled {info['graphs']} graphs in {info['compile_s']:.1f} s)" if info else ""
+        log(f"opened {name} in {time.perf_counter() - t0:.1f} s{extra}")
+    if not runners:
+        raise BackendUnavailable("no runner can run here: " + "; ".join(f"{n}: {why}" for n, why in skipped.items()))
+    return runners, skipped

@@ -5,10 +5,11 @@ the pipeline's own timing (per graph call, and the rest: sampling, CFG, NOVA's d
 ReferenceRunner runs `nova_deploy.sampler.generate` on the PyTorch model the export came from; its
 breakdown times the model's scale steps (the transformer, head included, as in the scale graphs)
 and the VQVAE decoder by wrapping those two methods on its own private model instance.
+CompiledRunner (compiled_runner) is the reference sampler with those two methods under torch.compile.
 """
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -48,7 +49,18 @@ def labels_for(batch: int, num_classes: int) -> List[int]:
     return [i % num_classes for i in range(batch)]
 
 
-class RuntimeRunner:
+class Runner:
+    """What the bench calls on every runner. prepare and compile_info matter to runners that compile."""
+    name: str
+
+    def prepare(self, jobs: Sequence[Tuple[int, Policy]], seed: int, params: SamplingParams) -> None:
+        """One-time work before any round, given every (batch, policy) the runner will be timed at."""
+
+    def compile_info(self) -> Optional[dict]:
+        return None
+
+
+class RuntimeRunner(Runner):
     def __init__(self, name: str, export, device: str = "cpu", threads: Optional[int] = None):
         from nova_deploy.runtime.backends import backend_class
         from nova_deploy.runtime.pipeline import Pipeline
@@ -103,7 +115,7 @@ class _Stopwatch:
         self.seconds, self.calls = 0.0, []
 
 
-class ReferenceRunner:
+class ReferenceRunner(Runner):
     name = REFERENCE
 
     def __init__(self, export, device: str = "cpu"):
@@ -112,10 +124,14 @@ class ReferenceRunner:
         self.device = torch.device(device)
         self.var, self.vae = load_source_models(export, self.device)
         # a private model instance: timing wrappers on its two entry points, nothing else changes
-        self.scale_step = self.var.scale_step = _Stopwatch(self.var.scale_step, self.device)
-        self.decode = self.vae.fhat_to_img = _Stopwatch(self.vae.fhat_to_img, self.device)
+        self.scale_step = self.var.scale_step = self.wrap(self.var.scale_step, "scale_step")
+        self.decode = self.vae.fhat_to_img = self.wrap(self.vae.fhat_to_img, "decoder")
         self.patch_nums, self.depth, self.C = tuple(self.var.patch_nums), self.var.depth, self.var.C
         self.num_classes = self.var.num_classes
+
+    def wrap(self, fn, role: str) -> _Stopwatch:
+        """role: scale_step or decoder; a subclass may run fn differently (compiled)."""
+        return _Stopwatch(fn, self.device)
 
     def run(self, batch: int, policy: Policy, seed: int, params: SamplingParams, keep_outputs: bool = False,
             labels: Optional[List[int]] = None) -> Sample:
@@ -138,9 +154,3 @@ class ReferenceRunner:
 
     def close(self) -> None:
         self.var = self.vae = None
-
-
-def open_runner(name: str, export, device: str = "cpu", threads: Optional[int] = None):
-    if name == REFERENCE:
-        return ReferenceRunner(export, device)
-    return RuntimeRunner(name, export, device, threads)

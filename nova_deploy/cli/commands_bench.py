@@ -20,7 +20,9 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
               help="Required with --preset alone: benchmark that architecture with random weights (speed only).")
 @click.option("--backends", "backends", multiple=True, default=(DEFAULT_BACKENDS,), show_default=True,
               help="Comma-separated or repeated: torch, onnxruntime (pre-packing off, one weights copy), "
-                   "onnxruntime-prepack (pre-packing on), tensorrt (needs a GPU).")
+                   "onnxruntime-prepack (pre-packing on), tensorrt (needs a GPU); and the peer torch-compile "
+                   "(the reference sampler under torch.compile, needs a C++ compiler on a CPU; compiles before "
+                   "the warm-up, minutes on 2 cores). A runner that cannot run here is named and skipped.")
 @click.option("--policies", "policies", multiple=True, default=(DEFAULT_POLICIES,), show_default=True,
               help="Comma-separated or repeated: none | nova | fastvar | fixed:R0,R1,... | fixed:nova-ref "
                    "(the ratios NOVA's default config chooses on the reference model).")

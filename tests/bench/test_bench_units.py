@@ -3,16 +3,18 @@ import json
 
 import pytest
 
-from nova_deploy.bench.configs import (NOVA_FIXED, REFERENCE, Config, build_configs, parse_batches, parse_policies,
-                                       parse_runners, split_list)
+from nova_deploy.bench import run as run_module
+from nova_deploy.bench.configs import (NOVA_FIXED, REFERENCE, TORCH_COMPILE, Config, build_configs, parse_batches,
+                                       parse_policies, parse_runners, split_list)
 from nova_deploy.bench.nova_ratios import NovaRatios, map_from_end
 from nova_deploy.bench.report import to_json, to_markdown
-from nova_deploy.bench.run import BenchOptions, BenchResult, ConfigResult, summarise
-from nova_deploy.bench.runners import Sample
+from nova_deploy.bench.run import BenchOptions, BenchResult, ConfigResult, open_runners, summarise
+from nova_deploy.bench.runners import Runner, Sample
 from nova_deploy.bench.schedule import interleaved
 from nova_deploy.bench.stats import ratio, stat
 from nova_deploy.bench.targets import evaluate_targets
-from nova_deploy.errors import InvalidArgument
+from nova_deploy.errors import BackendUnavailable, InvalidArgument
+from nova_deploy.nova.policy import Policy
 
 MACHINE = {"cpu": "TestCPU", "logical_cores": 2, "usable_cores": 2, "memory_gib": 8, "gpu": None, "os": "linux",
            "python": "3", "torch": "t", "torch_threads": 2, "onnxruntime": "o"}
@@ -155,3 +157,86 @@ def test_report_holds_the_command_machine_tables_and_targets():
     assert conf["onnxruntime nova b8"]["flop_reduction"] == 2.5
     assert conf["onnxruntime none b8"]["per_run_wall_s"] == [16.0, 20.0, 15.2]
     assert {t["status"] for t in data["targets"]} == {"PASS", "MISS"}
+
+
+# ---------------------------------------------------------------- peers: torch-compile, runners that cannot run
+def test_torch_compile_is_chosen_like_a_backend_and_runs_every_policy():
+    assert parse_runners(["onnxruntime,torch-compile"]) == ["onnxruntime", TORCH_COMPILE]
+    with pytest.raises(InvalidArgument, match="valid: torch, onnxruntime, onnxruntime-prepack, tensorrt, torch-compile"):
+        parse_runners(["torch-compiled"])
+    configs = build_configs([TORCH_COMPILE], ["none", "nova"], [1], reference=True)
+    assert configs == [Config(TORCH_COMPILE, "none", 1), Config(TORCH_COMPILE, "nova", 1), Config(REFERENCE, "none", 1)]
+
+
+def _peer_result():
+    """b1: reference 9 s, torch-compile dense 6 s and nova 4 s, onnxruntime dense 3 s and nova 2 s."""
+    walls = {(REFERENCE, "none"): 9.0, (TORCH_COMPILE, "none"): 6.0, (TORCH_COMPILE, "nova"): 4.0,
+             ("onnxruntime", "none"): 3.0, ("onnxruntime", "nova"): 2.0}
+    res = [ConfigResult(Config(r, p, 1), p, [_sample(w, w / 2, w / 4, w / 4)] * 2) for (r, p), w in walls.items()]
+    summarise(res)
+    opt = BenchOptions(runners=["onnxruntime", TORCH_COMPILE], policies=["none", "nova"], batches=[1], repeat=2)
+    return BenchResult(options=opt, export_dir="engines/x", model="test model", is_reference_model=False,
+                       num_scales=2, order=[r.config.label for r in res] * 2, results=res,
+                       skipped={"tensorrt": "the tensorrt backend runs on a CUDA GPU, not on device cpu"},
+                       compile={TORCH_COMPILE: {"backend": "inductor", "mode": "default", "options": {},
+                                                "compile_s": 12.5, "graphs": 5, "graphs_in_timed_runs": 0}})
+
+
+def test_every_configuration_is_compared_with_both_peers_at_its_batch_and_policy():
+    result = _peer_result()
+    ort_nova, ort_dense = result.find("onnxruntime", "nova", 1), result.find("onnxruntime", "none", 1)
+    assert ort_nova.vs_reference == 4.5 and ort_nova.vs_torch_compile == 2.0  # 9/2; torch-compile nova 4/2
+    assert ort_dense.vs_reference == 3.0 and ort_dense.vs_torch_compile == 2.0  # 9/3; 6/3
+    tc_nova = result.find(TORCH_COMPILE, "nova", 1)
+    assert tc_nova.vs_reference == 9.0 / 4.0 and tc_nova.vs_torch_compile is None  # not against itself
+    assert result.find(REFERENCE, "none", 1).vs_reference is None
+    md = to_markdown(result, evaluate_targets(result), "cmd", MACHINE, "x")
+    header = next(line for line in md.splitlines() if line.startswith("| configuration | img/s"))
+    assert "| x reference | x torch-compile |" in header
+    row = next(line for line in md.splitlines() if line.startswith("| onnxruntime nova b1 |"))
+    assert "| 4.50x | 2.00x |" in row
+    assert "**tensorrt did not run here**: the tensorrt backend runs on a CUDA GPU" in md
+    assert "torch-compile: 5 graphs compiled in 12.5 s before the warm-up" in md
+    data = json.loads(json.dumps(to_json(result, [], "cmd", MACHINE)))
+    conf = {c["label"]: c for c in data["configurations"]}
+    assert conf["onnxruntime nova b1"]["speedup_e2e_vs_reference"] == 4.5
+    assert conf["onnxruntime nova b1"]["speedup_e2e_vs_torch_compile"] == 2.0
+    assert data["skipped_runners"] == result.skipped and data["compile"][TORCH_COMPILE]["graphs"] == 5
+
+
+class _FakeRunner(Runner):
+    def __init__(self, name, fail_in_prepare=False):
+        self.name, self.fail_in_prepare, self.closed, self.jobs = name, fail_in_prepare, False, None
+
+    def prepare(self, jobs, seed, params):
+        if self.fail_in_prepare:
+            raise BackendUnavailable(f"runner {self.name}: torch.compile failed:\n  a second line")
+        self.jobs = jobs
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_runner_that_cannot_run_is_named_in_one_line_and_the_others_run(monkeypatch):
+    opened = {}
+
+    def fake_open(name, export, device, threads):
+        if name == "tensorrt":
+            raise BackendUnavailable("the tensorrt backend runs on a CUDA GPU, not on device cpu")
+        opened[name] = _FakeRunner(name, fail_in_prepare=name == TORCH_COMPILE)
+        return opened[name]
+
+    monkeypatch.setattr(run_module, "open_runner", fake_open)
+    configs = build_configs(["tensorrt", "onnxruntime", TORCH_COMPILE], ["none"], [1, 2], reference=False)
+    opt = BenchOptions(runners=["tensorrt", "onnxruntime", TORCH_COMPILE], policies=["none"], batches=[1, 2])
+    lines = []
+    runners, skipped = open_runners(configs, None, opt, {"none": Policy()}, lines.append)
+    assert list(runners) == ["onnxruntime"] and runners["onnxruntime"].jobs == [(1, Policy()), (2, Policy())]
+    assert skipped == {"tensorrt": "the tensorrt backend runs on a CUDA GPU, not on device cpu",
+                       TORCH_COMPILE: "runner torch-compile: torch.compile failed: a second line"}
+    assert opened[TORCH_COMPILE].closed  # opened, then failed: closed, not left half-open
+    assert [ln for ln in lines if ln.startswith("skipped")] == [
+        "skipped runner tensorrt: the tensorrt backend runs on a CUDA GPU, not on device cpu",
+        "skipped runner torch-compile: runner torch-compile: torch.compile failed: a second line"]
+    with pytest.raises(BackendUnavailable, match="no runner can run here: tensorrt: the tensorrt backend runs"):
+        open_runners(build_configs(["tensorrt"], ["none"], [1], False), None, opt, {"none": Policy()}, lines.append)
