@@ -5,7 +5,8 @@ A runner is a runtime backend over an export (`torch`, `onnxruntime`, `onnxrunti
 (`nova_deploy.sampler.generate`, the official algorithm) on the exported model, or a peer:
 `torch-compile`, the reference sampler with its scale step and decoder under torch.compile (what a
 user would run instead of exporting), chosen with --backends like a runtime backend and run under
-every policy. `onnxruntime` runs with MLAS pre-packing disabled
+every policy. `torch-bf16-decoder` is the torch backend with its opt-in bf16 decoder (the image is
+no longer the fp32 decoder's; fast where the CPU has native bf16). `onnxruntime` runs with MLAS pre-packing disabled
 (one shared copy of the weights), `onnxruntime-prepack` with it enabled (per-session packed copies).
 
 Policies are the CLI's (`none`, `nova`, `fastvar`, `fixed:R0,R1,...`) plus `fixed:nova-ref`: the
@@ -24,6 +25,7 @@ PEER_RUNNERS = (TORCH_COMPILE,)  # not the deployed path; every report compares 
 # runner name -> (backend name, keyword arguments of the backend class)
 RUNTIME_RUNNERS: Dict[str, Tuple[str, dict]] = {
     "torch": ("torch", {}),
+    "torch-bf16-decoder": ("torch", {"decoder_bf16": True}),  # opt-in: changes the image (docs/RUNTIME.md)
     "onnxruntime": ("onnxruntime", {"share_prepacked": True}),
     "onnxruntime-prepack": ("onnxruntime", {"share_prepacked": False}),
     "tensorrt": ("tensorrt", {}),

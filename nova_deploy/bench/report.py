@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 from nova_deploy.bench.targets import Target, evaluate_targets
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.atomic_write import write_atomic, write_json_atomic, write_text_atomic
-from nova_deploy.machine import cpu_name
+from nova_deploy.machine import cpu_bf16_flags, cpu_name
 
 
 # ---------------------------------------------------------------- machine
@@ -29,7 +29,7 @@ def machine() -> dict:
     return {"cpu": cpu, "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
             "memory_gib": None if mem is None else round(mem, 1), "gpu": gpu, "os": platform.platform(),
             "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "onnxruntime": onnxruntime.__version__}
+            "onnxruntime": onnxruntime.__version__, "cpu_native_bf16": cpu_bf16_flags()}
 
 
 # ---------------------------------------------------------------- rows
@@ -128,7 +128,8 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
     L += ["Command (re-run it to refresh every file of this report):", "", "```bash", command, "```", "",
           "## Machine", "",
           f"- CPU: {mach['cpu']}, {mach['logical_cores']} logical cores ({mach['usable_cores']} usable), "
-          f"{mach['memory_gib']} GiB memory; GPU: {mach['gpu'] or 'none'}",
+          f"{mach['memory_gib']} GiB memory; GPU: {mach['gpu'] or 'none'}; native bf16: "
+          f"{', '.join(mach.get('cpu_native_bf16') or []) or 'none (bf16 matmuls are converted to fp32)'}",
           f"- {mach['os']}, Python {mach['python']}, torch {mach['torch']} ({mach['torch_threads']} threads), "
           f"onnxruntime {mach['onnxruntime']}",
           f"- load average (1/5/15 min) at start {result.load_average.get('start')}, after the timed runs "

@@ -52,7 +52,7 @@ def test_lists_parse_commas_and_keep_fixed_ratios_whole():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: parse_runners(["torch,cuda-magic"]), "unknown backend 'cuda-magic'; valid: torch, onnxruntime"),
+    (lambda: parse_runners(["torch,cuda-magic"]), "unknown backend 'cuda-magic'; valid: torch, torch-bf16-decoder, onnxruntime"),
     (lambda: parse_runners([REFERENCE]), "added by --reference"),
     (lambda: parse_policies(["nova,turbo"]), "unknown policy 'turbo'"),
     (lambda: parse_policies(["fixed:half"]), "comma-separated numbers"),
@@ -162,7 +162,7 @@ def test_report_holds_the_command_machine_tables_and_targets():
 # ---------------------------------------------------------------- peers: torch-compile, runners that cannot run
 def test_torch_compile_is_chosen_like_a_backend_and_runs_every_policy():
     assert parse_runners(["onnxruntime,torch-compile"]) == ["onnxruntime", TORCH_COMPILE]
-    with pytest.raises(InvalidArgument, match="valid: torch, onnxruntime, onnxruntime-prepack, tensorrt, torch-compile"):
+    with pytest.raises(InvalidArgument, match="valid: torch, torch-bf16-decoder, onnxruntime, onnxruntime-prepack, tensorrt, torch-compile"):
         parse_runners(["torch-compiled"])
     configs = build_configs([TORCH_COMPILE], ["none", "nova"], [1], reference=True)
     assert configs == [Config(TORCH_COMPILE, "none", 1), Config(TORCH_COMPILE, "nova", 1), Config(REFERENCE, "none", 1)]
