@@ -9,7 +9,7 @@ import torch
 from tqdm import tqdm
 
 from nova_deploy.bounds import check_top_k
-from nova_deploy.cli.options import DEVICE, OUTPUT_FILE, SEED, THREADS, model_options, threads_help
+from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, model_options, runtime_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.sources import SamplerSource
@@ -19,7 +19,6 @@ from nova_deploy.eval.report import eval_png, eval_record, format_per_class, for
 from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.policy import parse_policy
-from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 from nova_deploy.train import recipe
 
@@ -48,14 +47,8 @@ def _writable_dir_for(path: str) -> None:
 @click.option("--top-p", type=float, default=0.0, show_default=True)
 @click.option("--json", "json_path", type=OUTPUT_FILE, default="eval.json", show_default=True)
 @click.option("--png", "png_path", type=OUTPUT_FILE, default="eval.png", show_default=True)
-@click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
-              help="Score an export directory run by the runtime (at its precision, on --backend) instead of "
-                   "the PyTorch sampler; fidelity is then measured against the sampler's dense fp32 images.")
-@click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
-              help="Runtime backend for --engines.")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
-@click.option("--threads", type=THREADS, default=None,
-              help=threads_help("CPU threads per graph call (for --engines; default: all)"))
+@runtime_options("Score an export directory run by the runtime (at its precision, on --backend) instead of "
+                 "the PyTorch sampler; fidelity is then measured against the sampler's dense fp32 images.")
 def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path,
              engines_dir, backend, device, threads):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense

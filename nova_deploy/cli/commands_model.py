@@ -9,8 +9,8 @@ from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
-from nova_deploy.cli.options import (CHECKPOINT_FILE, DEVICE, OUTPUT_FILE, SEED, THREADS, expect_sha256_option,
-                                    model_options, threads_help)
+from nova_deploy.cli.options import (CHECKPOINT_FILE, OUTPUT_FILE, SEED, expect_sha256_option, model_options,
+                                    runtime_options)
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
 from nova_deploy.nova.policy import parse_policy
@@ -19,7 +19,6 @@ from nova_deploy.model_source import resolve_models
 from nova_deploy.generation.inputs import resolve_labels
 from nova_deploy.request_checks import check_sampler_request
 from nova_deploy.sampler import generate
-from nova_deploy.runtime.backends import BACKENDS
 from nova_deploy.sampling import SamplingParams
 
 
@@ -74,14 +73,8 @@ def convert_checkpoint_cmd(src, dst):
               help="Write per-image decisions (entropy curve, activation, ratios, kept tokens, FLOPs) as JSON.")
 @click.option("--plot", "plot_path", type=OUTPUT_FILE, default=None,
               help="Draw the entropy curves and scale ratios to a PNG.")
-@click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
-              help="Run an export directory (`nova-deploy export --out DIR`) with the runtime instead of the "
-                   "PyTorch sampler.")
-@click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
-              help="Runtime backend for --engines.")
-@click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N] (for --engines).")
-@click.option("--threads", type=THREADS, default=None,
-              help=threads_help("CPU threads per graph call (for --engines; default: all)"))
+@runtime_options("Run an export directory (`nova-deploy export --out DIR`) with the runtime instead of the "
+                 "PyTorch sampler.")
 @expect_sha256_option
 @click.option("--out", type=OUTPUT_FILE, default="grid.png", show_default=True)
 def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,

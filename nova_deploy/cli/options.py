@@ -10,6 +10,7 @@ import click
 from nova_deploy.bounds import check_seed, check_threads, max_threads, parse_device
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.presets import PRESETS
+from nova_deploy.runtime.backends import BACKENDS
 
 
 def option_name(param) -> str:
@@ -75,6 +76,20 @@ def model_options(f):
     f = click.option("--checkpoint", "var_path", type=CHECKPOINT_FILE, default=None,
                      help="VAR checkpoint (.pth or .safetensors). Default: the bundled reference model.")(f)
     return f
+
+
+def runtime_options(engines_help: str):
+    """--engines DIR, and the --backend, --device and --threads the runtime runs it with."""
+    def add(f):
+        f = click.option("--threads", type=THREADS, default=None,
+                         help=threads_help("CPU threads per graph call (for --engines; default: all)"))(f)
+        f = click.option("--device", type=DEVICE, default="cpu", show_default=True,
+                         help="cpu or cuda[:N] (for --engines).")(f)
+        f = click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
+                         help="Runtime backend for --engines.")(f)
+        return click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
+                            help=engines_help)(f)
+    return add
 
 
 def expect_sha256_option(f):
