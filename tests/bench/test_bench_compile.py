@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from cli_runner import run_cli
+from export_sources import one_thread  # noqa: F401  (autouse: the thread count the runner compiled for)
 from nova_deploy.bench.compiled_runner import CompiledRunner
 from nova_deploy.bench.configs import TORCH_COMPILE
 from nova_deploy.bench.runners import ReferenceRunner
@@ -33,17 +34,15 @@ def tiny_export(tmp_path_factory):
     model that still has dense scales, the dynamic later scales and pruned layers to compile."""
     from export_sources import randomised_checkpoint_source
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        root = tmp_path_factory.mktemp("tiny_export")
-        return export_model(randomised_checkpoint_source("tiny", root), root / "export", max_batch=1)
-    finally:
-        torch.set_num_threads(threads)
+    root = tmp_path_factory.mktemp("tiny_export")
+    return export_model(randomised_checkpoint_source("tiny", root), root / "export", max_batch=1)
 
 
 @pytest.fixture(scope="module")
 def runners(tiny_export):
+    # dynamo guards on the thread count: prepare compiles for the one thread the tests (one_thread)
+    # and the bench CLI (--threads 1) run on, else the timed runs would compile again
+    torch.set_num_threads(1)
     export = open_export(tiny_export.out_dir)
     compiled = CompiledRunner(export)
     compiled.prepare([(1, p) for p in POLICIES.values()], seed=0, params=PARAMS)
@@ -88,6 +87,10 @@ def _bench(tiny_export, out, name, backends, *extra):
 
 
 def test_bench_reports_the_deployed_path_against_both_peers(tiny_export, runners, tmp_path):
+    # dynamo's in-process cache would hand the bench's runner the graphs `runners` compiled, so its
+    # prepare would compile none: without it, the bench compiles its own, from inductor's FX graph
+    # cache that `runners` filled (seconds, not minutes, at the same thread count)
+    torch._dynamo.reset()
     r = _bench(tiny_export, tmp_path, "peers", f"onnxruntime,{TORCH_COMPILE}", "--reference")
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "peers.json").read_text())
