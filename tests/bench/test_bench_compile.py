@@ -1,21 +1,25 @@
-"""The torch-compile peer on the session's small export: the reference sampler's tokens and images,
+"""The torch-compile peer on this module's own tiny export: the reference sampler's tokens and images,
 every graph compiled before the timed runs; and without a C++ compiler it is named in one line
 while the other runners run. torch.compile takes minutes on 2 cores: the runner is compiled once
-for the module."""
+for the module, on the smallest model that still has a scale NOVA prunes, and the export is the
+module's own (not the session's small export), so that under pytest-xdist the module is a group of
+its own and compiles on one worker while the small export's group runs on the other."""
 import json
 
 import pytest
 import torch
 
 from cli_runner import run_cli
+from export_sources import one_thread  # noqa: F401  (autouse: the thread count the runner compiled for)
 from nova_deploy.bench.compiled_runner import CompiledRunner
 from nova_deploy.bench.configs import TORCH_COMPILE
 from nova_deploy.bench.runners import ReferenceRunner
+from nova_deploy.export.exporter import export_model
 from nova_deploy.export.manifest import open_export
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.sampling import SamplingParams
 
-pytestmark = pytest.mark.slow  # needs the session's small export and compiles it
+pytestmark = pytest.mark.slow  # exports a model and compiles it
 
 PARAMS = SamplingParams(cfg=1.5, top_k=0, top_p=0.0)
 POLICIES = {"none": parse_policy("none"), "nova": parse_policy("nova")}
@@ -23,8 +27,23 @@ NO_COMPILER = ("/nonexistent/g++",)
 
 
 @pytest.fixture(scope="module")
-def runners(small_export):
-    export = open_export(small_export.out_dir)
+def tiny_export(tmp_path_factory):
+    """The `tiny` preset (depth 2, scales 1-4) with every VAR parameter random, so that NOVA prunes
+    (scales 2 and 3 under the default prune range); max batch 1, the one batch the tests run.
+    Inductor's compile time grows with the layers and scales it compiles: this is the cheapest
+    model that still has dense scales, the dynamic later scales and pruned layers to compile."""
+    from export_sources import randomised_checkpoint_source
+
+    root = tmp_path_factory.mktemp("tiny_export")
+    return export_model(randomised_checkpoint_source("tiny", root), root / "export", max_batch=1)
+
+
+@pytest.fixture(scope="module")
+def runners(tiny_export):
+    # dynamo guards on the thread count: prepare compiles for the one thread the tests (one_thread)
+    # and the bench CLI (--threads 1) run on, else the timed runs would compile again
+    torch.set_num_threads(1)
+    export = open_export(tiny_export.out_dir)
     compiled = CompiledRunner(export)
     compiled.prepare([(1, p) for p in POLICIES.values()], seed=0, params=PARAMS)
     reference = ReferenceRunner(export)
@@ -47,6 +66,8 @@ def test_compiled_runner_samples_the_reference_samplers_tokens(runners, policy):
     assert len(c.per_scale_s) == len(compiled.patch_nums) and all(t > 0 for t in c.per_scale_s)
     assert c.decoder_s > 0 and c.transformer_s + c.decoder_s < c.wall_s
     assert c.flops_dense == r.flops_dense and c.flops_pruned == r.flops_pruned
+    if policy == "nova":  # pruned layers ran, so their graphs were compiled and compared too
+        assert c.flops_pruned < c.flops_dense
 
 
 def test_prepare_compiled_every_graph_the_timed_runs_use(runners):
@@ -59,14 +80,18 @@ def test_prepare_compiled_every_graph_the_timed_runs_use(runners):
     assert info["graphs_in_timed_runs"] == 0
 
 
-def _bench(small_export, out, name, backends, *extra):
-    return run_cli("bench", "--engines", small_export.out_dir, "--backends", backends, "--policies", "none",
+def _bench(tiny_export, out, name, backends, *extra):
+    return run_cli("bench", "--engines", tiny_export.out_dir, "--backends", backends, "--policies", "none",
                    "--batch", "1", "--repeat", "1", "--warmup", "0", "--threads", "1", "--memory", "off",
                    "--quality-samples", "0", "--out", out, "--name", name, *extra)
 
 
-def test_bench_reports_the_deployed_path_against_both_peers(small_export, runners, tmp_path):
-    r = _bench(small_export, tmp_path, "peers", f"onnxruntime,{TORCH_COMPILE}", "--reference")
+def test_bench_reports_the_deployed_path_against_both_peers(tiny_export, runners, tmp_path):
+    # dynamo's in-process cache would hand the bench's runner the graphs `runners` compiled, so its
+    # prepare would compile none: without it, the bench compiles its own, from inductor's FX graph
+    # cache that `runners` filled (seconds, not minutes, at the same thread count)
+    torch._dynamo.reset()
+    r = _bench(tiny_export, tmp_path, "peers", f"onnxruntime,{TORCH_COMPILE}", "--reference")
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "peers.json").read_text())
     conf = {c["label"]: c for c in data["configurations"]}
@@ -81,11 +106,11 @@ def test_bench_reports_the_deployed_path_against_both_peers(small_export, runner
     assert "| x reference | x torch-compile |" in (tmp_path / "peers.md").read_text()
 
 
-def test_without_a_compiler_torch_compile_is_named_in_one_line_and_the_rest_runs(small_export, tmp_path):
+def test_without_a_compiler_torch_compile_is_named_in_one_line_and_the_rest_runs(tiny_export, tmp_path):
     import torch._inductor.config as inductor_config
 
     with inductor_config.patch({"cpp.cxx": NO_COMPILER}):  # inductor's own compiler search fails
-        r = _bench(small_export, tmp_path, "nocxx", f"onnxruntime,{TORCH_COMPILE}", "--no-reference")
+        r = _bench(tiny_export, tmp_path, "nocxx", f"onnxruntime,{TORCH_COMPILE}", "--no-reference")
     assert r.exit_code == 0, r.output
     named = [line for line in r.output.splitlines() if TORCH_COMPILE in line and "skipped" in line]
     assert named == [f"skipped runner {TORCH_COMPILE}: runner {TORCH_COMPILE} needs a C++ compiler for inductor: "
@@ -97,11 +122,11 @@ def test_without_a_compiler_torch_compile_is_named_in_one_line_and_the_rest_runs
     assert f"**{TORCH_COMPILE} did not run here**" in (tmp_path / "nocxx.md").read_text()
 
 
-def test_without_a_compiler_and_nothing_else_to_run_bench_fails_in_one_line(small_export, tmp_path):
+def test_without_a_compiler_and_nothing_else_to_run_bench_fails_in_one_line(tiny_export, tmp_path):
     import torch._inductor.config as inductor_config
 
     with inductor_config.patch({"cpp.cxx": NO_COMPILER}):
-        r = _bench(small_export, tmp_path, "none", TORCH_COMPILE, "--no-reference")
+        r = _bench(tiny_export, tmp_path, "none", TORCH_COMPILE, "--no-reference")
     assert r.exit_code == 2, r.output
     assert r.output.strip().splitlines()[-1].startswith(
         f"error: no runner can run here: {TORCH_COMPILE}: runner {TORCH_COMPILE} needs a C++ compiler")
