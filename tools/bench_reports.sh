@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Refresh the committed benchmark reports under docs/benchmarks/ in one command (run it on a quiet
 # machine: nothing else running). Exports first where an export is missing (2-core CPU, quiet: the
-# bundled model ~2 min, d16 fp32 ~10 min, d16 bf16 ~40 min: bf16 graphs are validated emulated).
-# Environment: REF / D16 / D16_BF16 export directories, D16=skip to leave d16 out, BENCH_ARGS extra
-# options for every run. torch-compile compiles before the timed rounds (minutes on 2 cores).
+# bundled model ~2 min, d16 ~10 min). Environment: REF / D16 export directories, D16=skip to leave
+# d16 out, BENCH_ARGS extra options for every run. torch-compile compiles before the timed rounds
+# (minutes on 2 cores).
 #
 #     tools/bench_reports.sh
 set -euo pipefail
@@ -11,7 +11,6 @@ BENCH_ARGS=${BENCH_ARGS:-}
 cd "$(dirname "$0")/.."
 REF=${REF:-engines/nova-ref}
 D16=${D16:-engines/d16}
-D16_BF16=${D16_BF16:-engines/d16-bf16}
 
 [ -f "$REF/manifest.json" ] || nova-deploy export --out "$REF"
 # shellcheck disable=SC2086
@@ -21,10 +20,6 @@ nova-deploy bench --engines "$REF" --backends onnxruntime,torch,torch-compile --
 
 if [ "$D16" != skip ]; then
   [ -f "$D16/manifest.json" ] || nova-deploy export --preset d16 --out "$D16"
-  [ -f "$D16_BF16/manifest.json" ] || nova-deploy export --preset d16 --precision bf16 --out "$D16_BF16"
-  # shellcheck disable=SC2086
-  nova-deploy bench --engines "$D16_BF16" --backends torch,torch-bf16-decoder,torch-compile --reference \
-    --policies none,fixed:nova-ref --batch 1 --repeat 2 --warmup 1 --memory off --threads 2 --name d16-bf16 $BENCH_ARGS
   # shellcheck disable=SC2086
   nova-deploy bench --engines "$D16" --backends onnxruntime,torch --reference \
     --policies none,fixed:nova-ref --batch 1,4,8 --repeat 2 --warmup 0 --memory off --threads 2 --name d16 $BENCH_ARGS
