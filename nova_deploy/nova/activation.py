@@ -52,7 +52,6 @@ class ActivationTracker:
         self.observed = 0  # scales 0..observed-1 have entropies
         self.activation_B = find_activation_scale(self.curve_Bs[:, :0], cfg, num_scales)  # fallback 0 decides now
         self._undecided = bool((self.activation_B == UNDECIDED).any())
-        self._active = {}  # is_active's answers until the next observation
 
     def observe(self, si: int, e_B: torch.Tensor) -> None:
         """Record the scale entropies of scale si (call after running it, scales in order)."""
@@ -61,7 +60,6 @@ class ActivationTracker:
                 f"e_B must have shape ({self.curve_Bs.shape[0]},), got {tuple(e_B.shape)}")
         self.curve_Bs[:, si] = e_B.float().to(self.curve_Bs.device)
         self.observed += 1
-        self._active.clear()
         if not self._undecided:  # a decided activation never changes: nothing left to find
             return
         found_B = find_activation_scale(self.curve_Bs[:, :self.observed], self.cfg, self.num_scales)
@@ -69,11 +67,8 @@ class ActivationTracker:
         self._undecided = bool((self.activation_B == UNDECIDED).any())
 
     def is_active(self, si: int) -> torch.Tensor:
-        """BoolTensor (B,): whether the scale about to run, si, is pruned for each sample (do not modify it)."""
-        active_B = self._active.get(si)
-        if active_B is None:
-            active_B = self._active[si] = (self.activation_B != UNDECIDED) & (si >= self.activation_B)
-        return active_B
+        """BoolTensor (B,): whether the scale about to run, si, is pruned for each sample."""
+        return (self.activation_B != UNDECIDED) & (si >= self.activation_B)
 
     def entropy_growth(self, si: int) -> torch.Tensor:
         """e[si-1] - e[a-1] per sample, the entropy growth since activation a known before running si
