@@ -135,6 +135,17 @@ def _executions(http):
     return int(stats["inference_count"]), int(stats["execution_count"])
 
 
+def _executions_once_counted(http, inferences, timeout_s=30.0):
+    """Statistics once at least `inferences` are counted: the Python backend records a batch's
+    statistics after its responses are sent, so a client can hold its image before the count moves."""
+    deadline = time.monotonic() + timeout_s
+    counted = _executions(http)
+    while counted[0] < inferences and time.monotonic() < deadline:
+        time.sleep(0.05)
+        counted = _executions(http)
+    return counted
+
+
 IDENTITY_REQUESTS = 64  # tools/triton_load.py --identity measures 256 (docs/SERVING.md)
 
 
@@ -154,7 +165,7 @@ def test_batched_identity_figure(server, http, pipe, policy, record_property):
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         served = list(pool.map(send, range(n)))
-    inferences2, executions2 = _executions(http)
+    inferences2, executions2 = _executions_once_counted(http, inferences + n)
     batches = executions2 - executions
     assert inferences2 - inferences == n and batches <= n / 2, "Triton did not batch the requests"
     assert all(image.shape == expected[0].shape for image in served)
