@@ -1,5 +1,6 @@
 """Commands on quality: eval, train (the reference model) and train-classifier."""
 import shutil
+from dataclasses import replace
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -119,31 +120,37 @@ def _export_source(stack: ExitStack, engines_dir, backend, device, threads, top_
 
 
 @click.command("train")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/ref", show_default=True)
+@click.option("--model", type=click.Choice(sorted(recipe.RECIPES)), default=recipe.DEFAULT_MODEL, show_default=True,
+              help="Which bundled model's recipe to train; the options below override its numbers.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Run directory (resumed if it holds stages).  [default: runs/MODEL]")
 @click.option("--seed", type=SEED, default=0, show_default=True)
-@click.option("--vqvae-steps", type=int, default=recipe.VQVAE_STEPS, show_default=True)
-@click.option("--var-steps", type=int, default=recipe.VAR_STEPS, show_default=True)
-@click.option("--encode-images", type=int, default=recipe.ENCODE_IMAGES, show_default=True)
-@click.option("--decoder-steps", type=int, default=recipe.DECODER_STEPS, show_default=True)
-@click.option("--threads", type=THREADS, default=recipe.THREADS, show_default=True, help=threads_help("CPU threads"))
-@click.option("--compile/--no-compile", "compile_var", default=recipe.VAR_COMPILE, show_default=True,
+@click.option("--vqvae-steps", type=int, default=None, help="Default: the recipe's.")
+@click.option("--var-steps", type=int, default=None, help="Default: the recipe's.")
+@click.option("--encode-images", type=int, default=None, help="Default: the recipe's.")
+@click.option("--decoder-steps", type=int, default=None, help="Default: the recipe's.")
+@click.option("--threads", type=THREADS, default=None, help=threads_help("CPU threads; default: the recipe's"))
+@click.option("--compile/--no-compile", "compile_var", default=None,
               help="compile the VAR training step with torch.compile (needs a C++ compiler; minutes of "
-                   "compiling, then 1.3x a step on a 2-core CPU)")
-def train_cmd(out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_steps, threads, compile_var):
-    """Train the reference model (VQVAE, then VAR) on procedural shapes; resumes from OUT."""
+                   "compiling, then 1.3x a step at 155 tokens). Default: the recipe's.")
+def train_cmd(model, out_dir, seed, vqvae_steps, var_steps, encode_images, decoder_steps, threads, compile_var):
+    """Train a bundled model's recipe (VQVAE, encoding, VAR, decoder refinement) on procedural
+    shapes; resumes from OUT."""
     from nova_deploy.train.reference import train_reference
 
+    overrides = {"vqvae_steps": vqvae_steps, "var_steps": var_steps, "encode_images": encode_images,
+                 "decoder_steps": decoder_steps, "threads": threads, "var_compile": compile_var}
     for name, value in (("--vqvae-steps", vqvae_steps), ("--var-steps", var_steps),
                         ("--encode-images", encode_images), ("--decoder-steps", decoder_steps)):
-        if value < 1:
+        if value is not None and value < 1:
             raise InvalidArgument(f"{name} must be >= 1, got {value}")
-    if compile_var and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
+    chosen = replace(recipe.get_recipe(model), **{k: v for k, v in overrides.items() if v is not None})
+    if chosen.var_compile and not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
         # refused now, not when the VAR stage starts compiling, half an hour into the run
         raise InvalidArgument("--compile needs a C++ compiler (g++, c++ or clang++) on PATH and none was found: "
                               "install one, or pass --no-compile (the VAR step then runs about 1.3x slower)")
-    summary = train_reference(Path(out_dir), seed=seed, vqvae_steps=vqvae_steps, var_steps=var_steps,
-                              n_encode=encode_images, decoder_steps=decoder_steps, threads=threads,
-                              compile_var=compile_var)
+    out_dir = out_dir or f"runs/{model}"
+    summary = train_reference(Path(out_dir), chosen, seed=seed)
     click.echo(f"wrote {out_dir}/var.safetensors and {out_dir}/vqvae.safetensors: {summary}")
 
 

@@ -84,6 +84,13 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
            VQVAEConfig(vocab_size=512, z_channels=16, ch=32, v_patch_nums=REF_PATCH_NUMS, ch_mult=(1, 2, 2),
                        num_res_blocks=1, norm_groups=8),
            note="the small model trained here on procedural shapes (32px), shipped as the default"),
+    Preset("nova-ref-16",
+           # the official 256px token schedule (10 scales up to 16x16, 680 tokens) at 32px: 2x VQVAE
+           # downsampling keeps the v10 data, classifier and image size (probes: tools/model_card_notes.md)
+           VARConfig(depth=6, embed_dim=128, num_heads=2, num_classes=10, patch_nums=PATCH_NUMS_256),
+           VQVAEConfig(vocab_size=512, z_channels=16, ch=32, v_patch_nums=PATCH_NUMS_256, ch_mult=(1, 2),
+                       num_res_blocks=1, norm_groups=8),
+           note="the second model trained here on procedural shapes (32px, official 10-scale schedule)"),
     Preset("tiny",
            VARConfig(depth=2, embed_dim=64, num_heads=2, num_classes=10, patch_nums=(1, 2, 3, 4)),
            VQVAEConfig(vocab_size=64, z_channels=8, ch=32, v_patch_nums=(1, 2, 3, 4)),

@@ -1,26 +1,62 @@
-"""The shipped reference model's training recipe: one place for `train_reference` and `nova-deploy train`.
+"""The bundled models' training recipes: one place for `train_reference` and `nova-deploy train`.
 
-Sized to finish within 100 minutes on a 2-core CPU (the model card names the machine it was timed
-on; the probes behind each number are in tools/model_card_notes.md): joint VQVAE 5000 steps, 40000
-encoded pyramids, the decoder refinement 6000 steps beside the encoding and the first VAR steps (one
-thread each), the VAR compiled, 8000 steps, on every thread from VAR_ALL_THREADS_FROM on.
+One recipe per bundled model, each sized to its time budget on a 2-core CPU (the model cards name the
+machine it was timed on; the probes behind each number are in tools/model_card_notes.md). Every
+recipe runs the same stages: joint VQVAE, the training images encoded once into token pyramids, the
+decoder refinement beside the encoding and the first VAR steps (one thread each), then the VAR on
+every thread from `var_all_threads_from` on.
 """
-VQVAE_STEPS = 5000
-VAR_STEPS = 8000
-# at equal wall time a probe reached a lower held-out loss with 1.5e-3 than with 6e-4
-VAR_LR = 1.5e-3
-# the VAR step from which it runs on all threads: sized so that the decoder refinement beside it
-# has ended by then; fixed (not "when the decoder ends") so that every step's thread count, and
-# with it the model, is the same in every run
-VAR_ALL_THREADS_FROM = 2100
-VAR_COMPILE = True
-# deterministic kernels make the compiled VAR stage reproduce bit for bit, at no measurable cost a
-# step (0.295 s against 0.293 s)
-VAR_DETERMINISTIC = True
-# 8000 steps of 32 pyramids see 40000 pyramids 6.4 times
-ENCODE_IMAGES = 40000
-# the decoder-only stage is what lowers FID_feat: 6000 steps at 1e-3 take the reconstructions' FID_feat
-# to 2.56 (the model card's reconstruction row)
-DECODER_STEPS = 6000
-DECODER_LR = 1e-3
-THREADS = 2
+from dataclasses import dataclass
+from typing import Dict, Literal
+
+from nova_deploy.errors import InvalidArgument
+
+Attention = Literal["math", "flash"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    preset: str
+    vqvae_steps: int
+    var_steps: int
+    var_lr: float
+    var_batch: int
+    # the VAR step from which it runs on all threads: sized so that the decoder refinement beside it
+    # has ended by then; fixed (not "when the decoder ends") so that every step's thread count, and
+    # with it the model, is the same in every run
+    var_all_threads_from: int
+    var_compile: bool
+    # the scaled-dot-product kernel of the VAR's training step, the cheaper one at the model's length
+    var_attention: Attention
+    encode_images: int
+    decoder_steps: int
+    decoder_lr: float
+    # deterministic kernels make the VAR stage reproduce bit for bit, at no measurable cost a step
+    # (0.295 s against 0.293 s, compiled, 155 tokens)
+    var_deterministic: bool = True
+    threads: int = 2
+
+
+RECIPES: Dict[str, Recipe] = {
+    # 100 minutes: 8000 compiled steps of 32 pyramids see 40000 pyramids 6.4 times; at equal wall time
+    # a probe reached a lower held-out loss with LR 1.5e-3 than with 6e-4; the decoder refinement's
+    # 6000 steps at 1e-3 take the reconstructions' FID_feat to 2.56; the math attention kernel is
+    # 7-15 % cheaper a step than the flash one at 155 tokens
+    "nova-ref": Recipe(preset="nova-ref", vqvae_steps=5000, var_steps=8000, var_lr=1.5e-3, var_batch=32,
+                       var_all_threads_from=2100, var_compile=True, var_attention="math",
+                       encode_images=40000, decoder_steps=6000, decoder_lr=1e-3),
+    # 150 minutes at 680 tokens a pyramid: a VAR step of 32 costs 3.1-4.0 s on two threads (6.4-7.3 s
+    # on one), 5.5x the 155-token step, and neither torch.compile nor bf16 autocast made it cheaper;
+    # the flash kernel is 15 % cheaper than the math one at this length; a joint VQVAE step 0.27 s, a
+    # decoder refinement step 0.43 s on one thread (2500 of them last about 150 one-thread VAR steps)
+    "nova-ref-16": Recipe(preset="nova-ref-16", vqvae_steps=3500, var_steps=1800, var_lr=1.5e-3, var_batch=32,
+                          var_all_threads_from=150, var_compile=False, var_attention="flash",
+                          encode_images=30000, decoder_steps=2500, decoder_lr=1e-3),
+}
+DEFAULT_MODEL = "nova-ref"
+
+
+def get_recipe(model: str) -> Recipe:
+    if model not in RECIPES:
+        raise InvalidArgument(f"unknown model {model!r}; valid: {', '.join(RECIPES)}")
+    return RECIPES[model]

@@ -26,7 +26,7 @@ from nova_deploy.machine import cpu_name
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.threads import torch_threads
-from nova_deploy.train import recipe
+from nova_deploy.train.recipe import Recipe
 from nova_deploy.train.loop import training_state_complete
 from nova_deploy.train.var import VAR_STATE_FILE, encode_dataset, train_var
 from nova_deploy.train.vqvae import DECODER_STATE_FILE, VQVAE_STATE_FILE, refine_decoder, train_vqvae
@@ -58,25 +58,21 @@ def _refine_decoder_process(vae_cfg, state_path: Path, out_dir: Path, seed: int,
     seconds.value = round(time.time() - t, 1)
 
 
-def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
-                    vqvae_steps: int = recipe.VQVAE_STEPS, var_steps: int = recipe.VAR_STEPS,
-                    n_encode: int = recipe.ENCODE_IMAGES, decoder_steps: int = recipe.DECODER_STEPS,
-                    threads: int = recipe.THREADS, var_lr: float = recipe.VAR_LR,
-                    decoder_lr: float = recipe.DECODER_LR, compile_var: bool = recipe.VAR_COMPILE,
-                    var_all_threads_from: int = recipe.VAR_ALL_THREADS_FROM,
-                    var_deterministic: bool = recipe.VAR_DETERMINISTIC) -> dict:
-    """Runs on `threads` torch threads; the caller's thread count is restored after it."""
+def train_reference(out_dir: Path, recipe: Recipe, seed: int = 0) -> dict:
+    """Trains recipe.preset's model by the recipe on recipe.threads torch threads; the caller's
+    thread count is restored after it."""
+    r, threads = recipe, recipe.threads
     with torch_threads(threads):
         ensure_dir(out_dir)
-        preset = get_preset(preset_name)
+        preset = get_preset(r.preset)
         timings = {}
-        complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, vqvae_steps),
+        complete = {"vqvae": training_state_complete(out_dir / VQVAE_STATE_FILE, r.vqvae_steps),
                     "encode": (out_dir / TOKENS_FILE).exists(),
-                    "var": training_state_complete(out_dir / VAR_STATE_FILE, var_steps),
-                    "decoder": training_state_complete(out_dir / DECODER_STATE_FILE, decoder_steps)}
+                    "var": training_state_complete(out_dir / VAR_STATE_FILE, r.var_steps),
+                    "decoder": training_state_complete(out_dir / DECODER_STATE_FILE, r.decoder_steps)}
 
         t = time.time()
-        state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=vqvae_steps)
+        state_path = train_vqvae(preset.vae, out_dir, seed=seed, steps=r.vqvae_steps)
         vae = build_vqvae(preset.vae)
         vae.load_state_dict(torch.load(state_path, weights_only=True)["model"])
         save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
@@ -88,20 +84,21 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
             decoder_seconds = ctx.Value("d", -1.0)
             # daemon: stopped with this process; its last checkpoint is what a rerun resumes
             decoder = ctx.Process(target=_refine_decoder_process, name="decoder-refinement", daemon=True,
-                                  args=(preset.vae, state_path, out_dir, seed, decoder_steps, decoder_lr,
+                                  args=(preset.vae, state_path, out_dir, seed, r.decoder_steps, r.decoder_lr,
                                         threads // 2, decoder_seconds))
             decoder.start()
             torch.set_num_threads(threads - threads // 2)
         try:
             t = time.time()
-            tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=n_encode)
+            tokens = encode_dataset(vae, out_dir / TOKENS_FILE, seed=seed + 1000, n_images=r.encode_images)
             timings["encode_s"] = round(time.time() - t, 1)
 
             t = time.time()
             var_threads = torch.get_num_threads()
-            var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=var_steps, lr=var_lr,
-                            compile_step=compile_var, deterministic=var_deterministic,
-                            threads_at_step=lambda step: var_threads if step < var_all_threads_from else threads)
+            var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=r.var_steps, batch=r.var_batch,
+                            lr=r.var_lr, compile_step=r.var_compile, attention=r.var_attention,
+                            deterministic=r.var_deterministic,
+                            threads_at_step=lambda step: var_threads if step < r.var_all_threads_from else threads)
             save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
             timings["var_s"] = round(time.time() - t, 1)
         except BaseException:
@@ -119,16 +116,17 @@ def train_reference(out_dir: Path, preset_name: str = "nova-ref", seed: int = 0,
             timings["decoder_s"] = decoder_seconds.value
         else:
             t = time.time()
-            refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=decoder_steps, lr=decoder_lr)
+            refine_decoder(preset.vae, state_path, out_dir, seed=seed, steps=r.decoder_steps, lr=r.decoder_lr)
             timings["decoder_s"] = round(time.time() - t, 1)
         dec_state = out_dir / DECODER_STATE_FILE
         vae.load_state_dict(torch.load(dec_state, weights_only=True)["model"])
         save_safetensors(vae, preset.vae, "vqvae", out_dir / "vqvae.safetensors")
 
-        summary = {"preset": preset_name, "seed": seed, "vqvae_steps": vqvae_steps, "var_steps": var_steps,
-                   "var_lr": var_lr, "n_encode": n_encode, "decoder_steps": decoder_steps,
-                   "decoder_lr": decoder_lr, "threads": threads, "var_compiled": compile_var,
-                   "var_all_threads_from": var_all_threads_from, "var_deterministic": var_deterministic,
+        summary = {"preset": r.preset, "seed": seed, "vqvae_steps": r.vqvae_steps, "var_steps": r.var_steps,
+                   "var_lr": r.var_lr, "var_batch": r.var_batch, "var_attention": r.var_attention,
+                   "n_encode": r.encode_images, "decoder_steps": r.decoder_steps,
+                   "decoder_lr": r.decoder_lr, "threads": threads, "var_compiled": r.var_compile,
+                   "var_all_threads_from": r.var_all_threads_from, "var_deterministic": r.var_deterministic,
                    "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
                    "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
                    "stages_found_complete": [st for st in STAGES if complete[st]],

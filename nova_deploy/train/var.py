@@ -16,11 +16,12 @@ from nova_deploy.atomic_write import write_atomic
 from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_var
 from nova_deploy.models.presets import VARConfig
-from nova_deploy.train import recipe
+from nova_deploy.train.recipe import Attention
 from nova_deploy.threads import torch_threads
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
 VAR_STATE_FILE = "var_train_state.pt"
+SDPA_KERNELS = {"math": SDPBackend.MATH, "flash": SDPBackend.FLASH_ATTENTION}
 
 
 @contextmanager
@@ -59,23 +60,24 @@ def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
 
 
 def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
-              lr: float = recipe.VAR_LR, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
+              lr: float = 1.5e-3, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
               log_every: int = 10, ckpt_every: int = 100, compile_step: bool = False,
-              threads_at_step=None, deterministic: bool = False):
+              threads_at_step=None, deterministic: bool = False, attention: Attention = "math"):
     """compile_step: run the forward and backward through torch.compile (1.3x a step on these CPUs,
     after minutes of compiling; the saved weights keep the model's own keys).
     threads_at_step: step -> torch thread count, a function of the step alone so that a resumed run
     computes every step as the uninterrupted one did.
     deterministic: torch's deterministic kernels for the stage; without them the compiled backward
     sums the level embedding's gradient in a thread-dependent order and two runs differ in the
-    last bits (they cost no measurable time a step here: tools/model_card_notes.md)."""
+    last bits (they cost no measurable time a step here: tools/model_card_notes.md).
+    attention: the scaled-dot-product kernel, "math" or "flash" (the cheaper one depends on the length)."""
     with deterministic_algorithms(deterministic), torch_threads():
         return _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
-                          log_every, ckpt_every, compile_step, threads_at_step)
+                          log_every, ckpt_every, compile_step, threads_at_step, SDPA_KERNELS[attention])
 
 
 def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
-               log_every, ckpt_every, compile_step, threads_at_step):
+               log_every, ckpt_every, compile_step, threads_at_step, sdpa_backend):
     torch.manual_seed(seed)
     var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
     var.init_weights(init_std=-1)
@@ -101,8 +103,7 @@ def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_de
         gt_ms = split_scales(tokens[pick], cfg.patch_nums)
         x_in = vae.quantize.idxBl_to_var_input(gt_ms)
         target_BL = torch.cat(gt_ms, dim=1)
-        # the math backend: a step 7-15 % cheaper than the flash CPU kernel at 155 tokens (tools/model_card_notes.md)
-        with sdpa_kernel(SDPBackend.MATH):
+        with sdpa_kernel(sdpa_backend):
             logits_BLV = forward(labels[pick], x_in)
             loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))
             opt.zero_grad(set_to_none=True)

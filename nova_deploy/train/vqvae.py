@@ -14,7 +14,6 @@ from nova_deploy.atomic_write import ensure_dir
 from nova_deploy.data import ShapesDataset
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import VQVAEConfig
-from nova_deploy.train import recipe
 from nova_deploy.train.loop import LossLog, cosine_lr, load_training_state, save_training_state
 
 VQVAE_STATE_FILE, DECODER_STATE_FILE = "vqvae_train_state.pt", "decoder_train_state.pt"
@@ -89,7 +88,7 @@ def train_vqvae(cfg: VQVAEConfig, out_dir: Path, seed: int, steps: int, batch: i
 
 
 def refine_decoder(cfg: VQVAEConfig, vqvae_state: Path, out_dir: Path, seed: int, steps: int, batch: int = 16,
-                   lr: float = recipe.DECODER_LR, log_every: int = 10, ckpt_every: int = 100) -> Path:
+                   lr: float = 1e-3, log_every: int = 10, ckpt_every: int = 100) -> Path:
     """Second stage: train only post_quant_conv + decoder on the frozen tokens' f_hat.
 
     The tokens (encoder, quantizer, codebook, Phi) stay exactly as the VAR was trained on them, so
