@@ -1,11 +1,16 @@
-"""Write nova_deploy/assets/MODEL_CARD.md from the training run (logs, summary) and an eval JSON.
+"""Write a bundled model's MODEL_CARD.md from its training run (logs, summary) and an eval JSON.
 
-    python tools/write_model_card.py runs/ref eval.json [runs/earlier]
+    python tools/write_model_card.py runs/nova-ref eval.json [runs/earlier] [--model nova-ref-16]
+
+The card goes beside the model's weights (nova_deploy/assets/ for nova-ref, nova_deploy/assets/MODEL/
+for the others), followed by the model's notes (tools/model_card_notes.md for nova-ref,
+tools/model_card_notes_MODEL.md for the others).
 
 runs/earlier: a completed run whose stages the run resumed complete (copied in, so `nova-deploy
 train` skipped them, and its train_summary.json lists them as stages_found_complete); their times
 are taken from it, and it must have used the same recipe for those stages.
 """
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,6 +21,7 @@ from nova_deploy.atomic_write import write_text_atomic
 from nova_deploy.data import CLASS_NAMES, data_fingerprint
 from nova_deploy.errors import CheckpointError
 from nova_deploy.eval.classifier import load_classifier
+from nova_deploy.model_source import BUNDLED_MODELS, DEFAULT_MODEL
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train.reference import STAGES, run_time_s
 
@@ -109,11 +115,18 @@ def machine_phrase(summary: dict) -> str:
 
 
 def main():
-    run, eval_json = Path(sys.argv[1]), Path(sys.argv[2])
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path)
+    ap.add_argument("eval_json", type=Path)
+    ap.add_argument("earlier", type=Path, nargs="?", default=None)
+    ap.add_argument("--model", default=DEFAULT_MODEL, choices=list(BUNDLED_MODELS))
+    args = ap.parse_args()
+    run, eval_json, model = args.run, args.eval_json, args.model
+    model_dir = ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory)
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
     # both files must name their data: ones written before they recorded it cannot be matched to it
-    preset = get_preset("nova-ref")
+    preset = get_preset(model)
     installed_data = data_fingerprint(preset.vae.image_size)
     if ev.get("data_fingerprint") != installed_data:
         refuse(f"{eval_json} was measured on data {ev.get('data_fingerprint', '(not recorded)')} (classes "
@@ -122,7 +135,7 @@ def main():
     if summary.get("data_fingerprint") != installed_data:
         refuse(f"{run} was trained on data {summary.get('data_fingerprint', '(not recorded)')}; the installed "
                f"nova_deploy/data/shapes.py draws {installed_data}")
-    var_f, vae_f, clf_f = ASSETS / "var.safetensors", ASSETS / "vqvae.safetensors", ASSETS / "classifier.safetensors"
+    var_f, vae_f, clf_f = model_dir / "var.safetensors", model_dir / "vqvae.safetensors", ASSETS / "classifier.safetensors"
     try:
         load_classifier(clf_f)  # refuses weights trained on other images than installed
     except CheckpointError as e:
@@ -150,7 +163,7 @@ def main():
                    "token maps exactly would score through this decoder, the level samples can reach"))
     n_rec = "?" if rec is None else rec["n_images"]
     seed_rec = "?" if rec is None else rec["seed"]
-    stage_s, provenance = stage_times(summary, Path(sys.argv[3]) if len(sys.argv) > 3 else None)
+    stage_s, provenance = stage_times(summary, args.earlier)
     # stages resumed from another run ran there, not beside this run's VAR
     beside = bool(summary.get("decoder_beside")) and not summary.get("stages_found_complete")
     total_min = run_time_s(stage_s, beside) / 60
@@ -162,7 +175,8 @@ def main():
         + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if k != "policy"])
     size = preset.vae.image_size
     down = size // preset.vae.v_patch_nums[-1]
-    text = f"""# Model card: nova-ref (the bundled default model)
+    role = "the bundled default model" if model == DEFAULT_MODEL else "a bundled model: `--model " + model + "`"
+    text = f"""# Model card: {model} ({role})
 
 A class-conditional VAR in the official architecture and key layout, trained here on CPU on the
 procedural shapes of `nova_deploy/data/shapes.py` (10 classes: {", ".join(CLASS_NAMES)};
@@ -183,8 +197,8 @@ Scale schedule: {", ".join(f"{p}x{p}" for p in preset.var.patch_nums)} ({sum(p *
    multi-scale residual quantization with dead-code restarts; L1 + MSE + VQ loss, Adam, peak LR 3e-4, cosine.
    Last logged: {json.dumps(last(run / 'vqvae_log.jsonl'))}
 2. {summary.get('n_encode', '?')} training images encoded once into token pyramids.
-3. VAR, {summary.get('var_steps', '?')} steps of 32 pyramids, teacher forcing with the block-causal mask, class
-   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine{var_how}.
+3. VAR, {summary.get('var_steps', '?')} steps of {summary.get('var_batch', 32)} pyramids, teacher forcing with the block-causal mask, class
+   dropout 0.1 (so CFG works), AdamW, peak LR {summary.get('var_lr', '?')}, cosine, {summary.get('var_attention', 'math')} attention kernel{var_how}.
    Last logged: {json.dumps(last(run / 'var_log.jsonl'))}
 4. Decoder refinement, {summary.get('decoder_steps', '?')} steps of 16 images, peak LR {summary.get('decoder_lr', 3e-4)}: only post_quant_conv + decoder, on frozen tokens{
    decoder_how}.
@@ -206,11 +220,12 @@ VQVAE: {rec_line}. A VAR sampled through this VQVAE cannot score above that accu
 {per_class}
 Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports"][0]["entropy_per_scale"])}.
 """
-    notes = ASSETS.parent.parent / "tools" / "model_card_notes.md"
+    tools = ASSETS.parent.parent / "tools"
+    notes = tools / ("model_card_notes.md" if model == DEFAULT_MODEL else f"model_card_notes_{model}.md")
     if notes.exists():
         text += "\n" + notes.read_text()
-    write_text_atomic(ASSETS / "MODEL_CARD.md", text)
-    print(f"wrote {ASSETS / 'MODEL_CARD.md'}")
+    write_text_atomic(model_dir / "MODEL_CARD.md", text)
+    print(f"wrote {model_dir / 'MODEL_CARD.md'}")
 
 
 if __name__ == "__main__":

@@ -1,28 +1,28 @@
-"""The per-scale ratios NOVA's default config chooses on the reference model, as a `fixed:` policy.
+"""The per-scale ratios NOVA's default config chooses on a bundled reference model, as a `fixed:` policy.
 
 Speed on a model with random weights (d16) says nothing if its pruning decisions are random too:
 its entropy curves are noise. So the benchmark prunes it with fixed ratios, those NOVA's default
-config chooses on the bundled reference model: the mean over samples of the scale ratio each
+config chooses on a bundled reference model: the mean over samples of the scale ratio each
 sample asked for (trace `scale_ratio`; NOVA spreads it over the layers with the same mean).
 
-Mapping onto a model with another number of scales: by position from the end. The reference
-model has 7 scales (1,2,3,4,5,6,8); d16 has 10 (1,2,3,4,5,6,8,10,13,16). Scale K-1-j of the target
-gets the reference's scale 6-j for j = 0..6 (last to last, ..., the reference's first scale to the
-target's scale K-7), and the target's remaining first scales get 0 (NOVA never prunes the first
-scales). For d16: scales 3..9 take the reference's 0..6, so d16's 8x8..16x16 scales take the
-ratios of the reference's 5x5..8x8 (the reference never prunes before its scale 2 -> d16 scale 5).
+The reference model is the bundled one on the target's own scale schedule when one is installed
+(nova-ref-16 for the official 256px schedule of d16..d30): its ratios apply scale for scale.
+Otherwise the default model's ratios are mapped by position from the end: scale K-1-j of the target
+gets the reference's scale K_ref-1-j, and the target's remaining first scales get 0 (NOVA never
+prunes the first scales).
 """
 from dataclasses import dataclass
 from typing import List, Sequence
 
 import torch
 
-from nova_deploy.nova.policy import make_policy
+from nova_deploy.nova.model_defaults import resolve_policy_text
 from nova_deploy.sampling import SamplingParams
 
 
 @dataclass
 class NovaRatios:
+    reference_model: str  # the bundled model the ratios were measured on
     reference_ratios: List[float]  # per scale of the reference model
     mapped_ratios: List[float]  # per scale of the target model
     samples: int
@@ -32,10 +32,19 @@ class NovaRatios:
     def fixed(self) -> str:
         return "fixed:" + ",".join(f"{r:.3f}".rstrip("0").rstrip(".") if r else "0" for r in self.mapped_ratios)
 
+    @property
+    def same_schedule(self) -> bool:
+        return len(self.reference_ratios) == len(self.mapped_ratios)
+
+    @property
+    def mapping(self) -> str:
+        return ("none: the same scale schedule" if self.same_schedule else
+                "by position from the end; the target's extra first scales get 0")
+
     def to_json(self) -> dict:
-        return {"reference_ratios": self.reference_ratios, "mapped_ratios": self.mapped_ratios, "fixed": self.fixed,
-                "samples": self.samples, "reference_flop_reduction": self.reference_flop_reduction,
-                "mapping": "by position from the end; the target's extra first scales get 0"}
+        return {"reference_model": self.reference_model, "reference_ratios": self.reference_ratios,
+                "mapped_ratios": self.mapped_ratios, "fixed": self.fixed, "samples": self.samples,
+                "reference_flop_reduction": self.reference_flop_reduction, "mapping": self.mapping}
 
 
 def map_from_end(ratios: Sequence[float], num_scales: int) -> List[float]:
@@ -44,18 +53,29 @@ def map_from_end(ratios: Sequence[float], num_scales: int) -> List[float]:
     return [float(ratios[k - num_scales + si]) if k - num_scales + si >= 0 else 0.0 for si in range(num_scales)]
 
 
+def reference_model_for(patch_nums: Sequence[int]) -> str:
+    """The installed bundled model on patch_nums' schedule, else the default bundled model."""
+    from nova_deploy.model_source import BUNDLED_MODELS, DEFAULT_MODEL
+    from nova_deploy.models.presets import get_preset
+
+    same = [name for name, m in BUNDLED_MODELS.items()
+            if m.available() and tuple(get_preset(name).var.patch_nums) == tuple(patch_nums)]
+    return same[0] if same else DEFAULT_MODEL
+
+
 @torch.no_grad()
-def nova_reference_ratios(num_scales: int, samples: int = 20, batch: int = 10, seed: int = 0,
-                          params: SamplingParams = SamplingParams(), var=None) -> NovaRatios:
-    """Run NOVA's default config on the reference model (bundled unless `var` is given) with the
-    reference sampler and return its mean per-scale ratios mapped onto num_scales scales."""
+def nova_reference_ratios(patch_nums: Sequence[int], samples: int = 20, batch: int = 10, seed: int = 0,
+                          params: SamplingParams = SamplingParams(), var=None, var_name: str = "given") -> NovaRatios:
+    """Run NOVA's default on the reference model for patch_nums (reference_model_for, unless `var` is
+    given) with the reference sampler and return its mean per-scale ratios for patch_nums."""
     from nova_deploy.sampler import generate
 
     if var is None:
         from nova_deploy.model_source import resolve_models
 
-        var = resolve_models(None, None, None).var
-    policy = make_policy("nova")
+        var_name = reference_model_for(patch_nums)
+        var = resolve_models(None, None, None, model=var_name).var
+    policy = resolve_policy_text("nova", var_name)[0]  # the model's measured default, where it has one
     per_image, reductions = [], []
     for start in range(0, samples, batch):
         B = min(batch, samples - start)
@@ -65,5 +85,6 @@ def nova_reference_ratios(num_scales: int, samples: int = 20, batch: int = 10, s
         reductions.append(res.trace[0]["flop_reduction"] * B)
     mean = torch.tensor(per_image, dtype=torch.float64).mean(0).tolist()
     mean = [round(r, 3) for r in mean]
-    return NovaRatios(reference_ratios=mean, mapped_ratios=map_from_end(mean, num_scales), samples=samples,
+    return NovaRatios(reference_model=var_name, reference_ratios=mean,
+                      mapped_ratios=map_from_end(mean, len(patch_nums)), samples=samples,
                       reference_flop_reduction=sum(reductions) / samples)

@@ -160,9 +160,11 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
                           + (" (dense configurations only)" if o.memory == "dense" else "")), ""]
     if result.nova_ratios is not None:
         n = result.nova_ratios
+        how = ("on the same scale schedule" if n.same_schedule else
+               f"mapped by position from the end onto {result.num_scales} scales (extra first scales: 0)")
         L += [f"- `fixed:nova-ref` = `{n.fixed}`: NOVA's default config's mean scale ratios over {n.samples} "
-              f"reference-model samples ({n.reference_ratios}, FLOP reduction there {n.reference_flop_reduction:.2f}x), "
-              f"mapped by position from the end onto {result.num_scales} scales (extra first scales: 0)", ""]
+              f"samples of the bundled model {n.reference_model} ({n.reference_ratios}, FLOP reduction there "
+              f"{n.reference_flop_reduction:.2f}x), {how}", ""]
     for n, why in result.skipped.items():
         L += [f"- **{n} did not run here**: {why}"]
     for n, info in result.compile.items():

@@ -14,6 +14,7 @@ from nova_deploy.bench.runners import Sample
 from nova_deploy.bench.schedule import interleaved
 from nova_deploy.bench.stats import Stat, per_scale_stats, ratio, stat
 from nova_deploy.errors import BackendUnavailable, InvalidArgument
+from nova_deploy.nova.model_defaults import resolve_policy_text
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.runtime.policy_fit import check_policy_fits
 from nova_deploy.sampling import SamplingParams
@@ -106,15 +107,16 @@ class BenchResult:
 
 
 def resolve_policies(texts: Sequence[str], spec, params: SamplingParams, nova_samples: int,
-                     seed: int) -> (Dict[str, Policy], Optional[NovaRatios]):
-    """Every policy text -> a Policy that fits the export (one-line error otherwise)."""
+                     seed: int, bundled_model: Optional[str] = None) -> (Dict[str, Policy], Optional[NovaRatios]):
+    """Every policy text -> a Policy that fits the export (one-line error otherwise); `nova` on an
+    export of a bundled model is that model's measured default (nova/model_defaults.py)."""
     resolved, ratios = {}, None
     for text in texts:
         if text == NOVA_FIXED:
-            ratios = nova_reference_ratios(spec.num_scales, samples=nova_samples, seed=seed, params=params)
+            ratios = nova_reference_ratios(spec.patch_nums, samples=nova_samples, seed=seed, params=params)
             policy = parse_policy(ratios.fixed)
         else:
-            policy = parse_policy(text)
+            policy = resolve_policy_text(text, bundled_model)[0]
         try:
             check_policy_fits(policy, spec)
         except InvalidArgument as e:
@@ -124,14 +126,17 @@ def resolve_policies(texts: Sequence[str], spec, params: SamplingParams, nova_sa
 
 
 def is_bundled_model(export) -> bool:
-    """Whether the export holds the bundled reference model (same fingerprint): quality is measured only there."""
+    """Whether the export holds one of the bundled reference models (same fingerprint): quality is
+    measured only there."""
     from nova_deploy.export.manifest import model_fingerprint
-    from nova_deploy.model_source import bundled_model_available, resolve_models
+    from nova_deploy.model_source import BUNDLED_MODELS, resolve_models
 
-    if not bundled_model_available():
-        return False
-    models = resolve_models(None, None, None)
-    return model_fingerprint(models.var, models.vae) == export.fingerprint
+    for name, model in BUNDLED_MODELS.items():
+        if model.available():
+            models = resolve_models(None, None, None, model=name)
+            if model_fingerprint(models.var, models.vae) == export.fingerprint:
+                return True
+    return False
 
 
 def summarise(results: List[ConfigResult]) -> None:
@@ -186,7 +191,8 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
         if not 1 <= b <= spec.max_batch:
             raise InvalidArgument(f"--batch {b}: this export takes 1..{spec.max_batch} images per call "
                                   f"(re-export with --max-batch {b} for more)")
-    policies, ratios = resolve_policies(opt.policies, spec, opt.params, opt.nova_samples, opt.seed)
+    policies, ratios = resolve_policies(opt.policies, spec, opt.params, opt.nova_samples, opt.seed,
+                                        export.manifest["model"]["source"].get("bundled_model"))
     if ratios is not None:
         log(f"{NOVA_FIXED} = {ratios.fixed} (NOVA's mean ratios over {ratios.samples} reference-model samples)")
     configs = build_configs(opt.runners, opt.policies, opt.batches, opt.reference)

@@ -48,7 +48,7 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
               help="Directory of the report (JSON, Markdown, PNG plots).")
 @click.option("--name", default=None, help="File name stem of the report (default: from the model).")
 @click.option("--note", default="", help="A line put at the top of the Markdown report.")
-def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends, policies, batches, repeat, warmup,
+def bench_cmd(engines_dir, var_path, vae_path, preset, model, random_weights, backends, policies, batches, repeat, warmup,
               reference, seed, cfg, top_k, top_p, threads, device, memory, quality_samples, nova_samples, out_dir,
               name, note):
     """Benchmark backends x pruning policies x batch sizes side by side: warm-up, then timed runs
@@ -70,7 +70,7 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends,
         raise InvalidArgument(f"output directory {out_dir} does not exist")
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
     wanted = parse_batches(batches, max_batch=10 ** 6)
-    export_dir, default_name = _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, max(wanted))
+    export_dir, default_name = _export_to_bench(engines_dir, var_path, vae_path, preset, model, random_weights, max(wanted))
     from nova_deploy.export.manifest import open_export
 
     max_batch = open_export(export_dir, verify_hashes=False).spec.max_batch
@@ -88,11 +88,11 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, random_weights, backends,
     click.echo(f"wrote {', '.join(str(p) for p in paths.values())} ({result.seconds:.0f} s)", err=True)
 
 
-def _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, max_batch):
+def _export_to_bench(engines_dir, var_path, vae_path, preset, model, random_weights, max_batch):
     """(export directory, report name): the given export, or the model exported (or reused) first."""
     from nova_deploy.artifacts.names import MANIFEST
 
-    has_model = var_path is not None or vae_path is not None or preset is not None
+    has_model = var_path is not None or vae_path is not None or preset is not None or model is not None
     if preset is not None and var_path is None and vae_path is None and not random_weights:
         raise InvalidArgument(f"--preset {preset} alone builds random weights: add --random-weights to benchmark "
                               f"them (speed only), or give --checkpoint/--vae")
@@ -106,8 +106,8 @@ def _export_to_bench(engines_dir, var_path, vae_path, preset, random_weights, ma
     from nova_deploy.export.exporter import export_model
     from nova_deploy.model_source import resolve_models
 
-    src = resolve_models(var_path, vae_path, preset)
-    name = preset or (Path(var_path).stem if var_path else "ref")
+    src = resolve_models(var_path, vae_path, preset, model=model)
+    name = preset or model or (Path(var_path).stem if var_path else "ref")
     engines_dir = engines_dir or f"engines/bench-{name}"
     click.echo(f"model: {src.description}; exporting to {engines_dir} (reused if already there; a fresh export "
                f"takes minutes, d16 more than 20 on 2 CPU cores)", err=True)

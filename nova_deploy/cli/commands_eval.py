@@ -19,6 +19,7 @@ from nova_deploy.eval.reconstruction import format_reconstruction, reconstructio
 from nova_deploy.eval.report import eval_png, eval_record, format_per_class, format_table
 from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
+from nova_deploy.nova.model_defaults import resolve_policy_text
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.sampling import SamplingParams
 from nova_deploy.train import recipe
@@ -50,7 +51,7 @@ def _writable_dir_for(path: str) -> None:
 @click.option("--png", "png_path", type=OUTPUT_FILE, default="eval.png", show_default=True)
 @runtime_options("Score an export directory run by the runtime (at its precision, on --backend) instead of "
                  "the PyTorch sampler; fidelity is then measured against the sampler's dense fp32 images.")
-def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path,
+def eval_cmd(var_path, vae_path, preset, model, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path,
              engines_dir, backend, device, threads):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
     generation (token agreement, PSNR, SSIM), the entropy curve, and the VQVAE's reconstruction of
@@ -69,14 +70,20 @@ def eval_cmd(var_path, vae_path, preset, policies, samples, batch, seed, cfg, to
             for name, value, default in (("--device", device, "cpu"), ("--threads", threads, None)):
                 if value != default:
                     raise InvalidArgument(f"{name} applies to an export's runtime (--engines DIR)")
-            src = resolve_models(var_path, vae_path, preset)
-            var, vae, description, source = src.var, src.vae, src.description, None
+            src = resolve_models(var_path, vae_path, preset, model=model)
+            var, vae, description, source, bundled = src.var, src.vae, src.description, None, src.bundled
         else:
-            if var_path or vae_path or preset:
-                raise InvalidArgument("--engines scores the exported model; --checkpoint/--vae/--preset do not apply")
+            if var_path or vae_path or preset or model:
+                raise InvalidArgument("--engines scores the exported model; --model/--checkpoint/--vae/--preset do "
+                                      "not apply")
             var, vae, description, source = _export_source(stack, engines_dir, backend, device, threads, top_k)
+            bundled = source.pipe.bundled_model
         check_model_fits_classifier(var, vae)
         click.echo(f"model: {description}", err=True)
+        resolved = [resolve_policy_text(p, bundled) for p in policies]  # `nova`: the model's measured default
+        for note in dict.fromkeys(note for _, note in resolved if note):
+            click.echo(note, err=True)
+        parsed = [policy for policy, _ in resolved]
         reports, cache, clf = [], EvalCache(), load_classifier()
         t0 = time.perf_counter()
         for policy in parsed:

@@ -28,7 +28,7 @@ def _mb(n: int) -> str:
               help="Fewest tokens a layer may keep at a prunable scale, as a fraction (0: down to one token).")
 @click.option("--force", is_flag=True, help="Export and validate again even when --out already holds this very "
               "export (same model, options and nova-deploy version, files unchanged).")
-def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, prune_from, min_keep, force):
+def export_cmd(var_path, vae_path, preset, model, out, precision, max_batch, opset, prune_from, min_keep, force):
     """Export the model to one ONNX graph per scale (plus conditioning, f_hat updates and the
     decoder), sharing one weights file, and validate every graph against PyTorch."""
     from pathlib import Path
@@ -38,7 +38,7 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
     from nova_deploy.export.exporter import export_model
 
     prune = PruneRange(first_scale=prune_from, min_keep_fraction=min_keep)
-    src = resolve_models(var_path, vae_path, preset)
+    src = resolve_models(var_path, vae_path, preset, model=model)
     click.echo(f"model: {src.description}", err=True)
     result = export_model(src, out, precision=precision, max_batch=max_batch, opset=opset, prune=prune,
                           progress=True, force=force)
@@ -65,7 +65,7 @@ def export_cmd(var_path, vae_path, preset, out, precision, max_batch, opset, pru
 @click.argument("export_dir", type=click.Path(file_okay=False))
 @model_options
 @expect_sha256_option
-def validate_cmd(export_dir, var_path, vae_path, preset, expect_sha256):
+def validate_cmd(export_dir, var_path, vae_path, preset, model, expect_sha256):
     """Re-run the export validation on EXPORT_DIR (default model: the one its manifest names): the
     export against the model (configs, codebook, every stored weight), then every graph."""
     from nova_deploy.export.exporter import validate_dir
@@ -73,7 +73,7 @@ def validate_cmd(export_dir, var_path, vae_path, preset, expect_sha256):
 
     export = open_export(export_dir, expect_sha256=expect_sha256, require_valid=False, check_files=False)
     manifest = export.manifest
-    if var_path is None and vae_path is None and preset is None:
+    if var_path is None and vae_path is None and preset is None and model is None:
         source = manifest["model"]["source"]
         if source.get("kind") == "checkpoint" and all(isinstance(source.get(k), str) for k in ("var", "vae")):
             var_path, vae_path = source["var"], source["vae"]
@@ -82,7 +82,7 @@ def validate_cmd(export_dir, var_path, vae_path, preset, expect_sha256):
         else:
             raise InvalidArgument(f"{export_dir}: the manifest does not say which model it came from; "
                                   f"give --checkpoint/--vae or --preset")
-    src = resolve_models(var_path, vae_path, preset)
+    src = resolve_models(var_path, vae_path, preset, model=model)
     click.echo(f"model: {src.description}", err=True)
     report = validate_dir(export_dir, src, progress=True, expect_sha256=export.manifest_sha256)
     click.echo(f"{export_dir}: valid ({len(manifest['graphs'])} graphs, {len(report.cases)} shapes each); "

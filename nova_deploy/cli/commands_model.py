@@ -13,6 +13,7 @@ from nova_deploy.cli.options import (CHECKPOINT_FILE, OUTPUT_FILE, SEED, expect_
                                     runtime_options)
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
+from nova_deploy.nova.model_defaults import resolve_policy_text
 from nova_deploy.nova.policy import parse_policy
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
@@ -77,15 +78,16 @@ def convert_checkpoint_cmd(src, dst):
                  "PyTorch sampler.")
 @expect_sha256_option
 @click.option("--out", type=OUTPUT_FILE, default="grid.png", show_default=True)
-def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
+def generate_cmd(var_path, vae_path, preset, model, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
                  trace_path, plot_path, engines_dir, backend, device, threads, expect_sha256, out):
     """Generate images and write them as a PNG grid: on the PyTorch sampler, or with --engines on
     the runtime over exported graphs."""
     params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
     policy = parse_policy(policy_text)
     if engines_dir is not None:
-        if var_path or vae_path or preset:
-            raise InvalidArgument("--engines runs the exported model; --checkpoint/--vae/--preset do not apply to it")
+        if var_path or vae_path or preset or model:
+            raise InvalidArgument("--engines runs the exported model; --model/--checkpoint/--vae/--preset do not "
+                                  "apply to it")
         return _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, params, policy,
                                     policy_text, trace_path, plot_path, out, expect_sha256)
     for name, value, default in (("--device", device, "cpu"), ("--threads", threads, None)):
@@ -94,8 +96,11 @@ def generate_cmd(var_path, vae_path, preset, classes, seed, cfg, top_k, top_p, m
                                   f"CPU with torch's threads")
     if expect_sha256 is not None:
         raise InvalidArgument("--expect-sha256 pins the manifest of an export: give it with --engines")
-    src = resolve_models(var_path, vae_path, preset)
+    src = resolve_models(var_path, vae_path, preset, model=model)
     click.echo(f"model: {src.description}", err=True)
+    policy, note = resolve_policy_text(policy_text, src.bundled)
+    if note:
+        click.echo(note, err=True)
     if not classes:
         classes = tuple(range(min(src.var.num_classes, 8)))
     check_class_ids(classes, src.var.num_classes, "--class")
@@ -136,6 +141,10 @@ def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, p
                            expect_sha256=expect_sha256) as pipe:
         click.echo(f"engines: {engines_dir} ({pipe.export.description}, {pipe.spec.precision}) on {backend} "
                    f"{pipe.device}, loaded in {time.perf_counter() - t0:.2f} s", err=True)
+        if policy_text == "nova":
+            policy = pipe.nova_policy
+            if pipe.nova_note:
+                click.echo(pipe.nova_note, err=True)
         if not classes:
             classes = tuple(range(min(pipe.spec.var.num_classes, 8, pipe.max_batch)))
         check_class_ids(classes, pipe.spec.var.num_classes, "--class")

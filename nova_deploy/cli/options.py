@@ -68,13 +68,18 @@ def threads_help(what: str) -> str:
 
 
 def model_options(f):
+    """--model (a bundled trained model), or --checkpoint and --vae, or --preset (random weights)."""
+    from nova_deploy.model_source import BUNDLED_MODELS, DEFAULT_MODEL
+
+    f = click.option("--model", "model", type=click.Choice(list(BUNDLED_MODELS)), default=None,
+                     help=f"Bundled trained model (default: {DEFAULT_MODEL}, when no --checkpoint or --preset).")(f)
     f = click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
                      help="Model preset. With --checkpoint: the config the checkpoint must have. "
                           "Alone: that architecture with random weights.")(f)
     f = click.option("--vae", "vae_path", type=CHECKPOINT_FILE, default=None,
                      help="VQVAE checkpoint (.pth or .safetensors).")(f)
     f = click.option("--checkpoint", "var_path", type=CHECKPOINT_FILE, default=None,
-                     help="VAR checkpoint (.pth or .safetensors). Default: the bundled reference model.")(f)
+                     help="VAR checkpoint (.pth or .safetensors).")(f)
     return f
 
 

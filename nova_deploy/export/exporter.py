@@ -52,8 +52,10 @@ class ExportResult:
 def source_record(src: ModelSource) -> dict:
     """How `validate` finds the model again."""
     if src.var_path is not None:
-        return {"kind": "checkpoint", "var": str(Path(src.var_path).resolve()), "vae": str(Path(src.vae_path).resolve()),
-                "preset": src.preset}
+        record = {"kind": "checkpoint", "var": str(Path(src.var_path).resolve()),
+                  "vae": str(Path(src.vae_path).resolve()), "preset": src.preset}
+        # which bundled model: its measured NOVA default applies to the export (nova/model_defaults.py)
+        return {**record, "bundled_model": src.bundled} if src.bundled else record
     return {"kind": "preset", "preset": src.preset, "seed": 0}
 
 

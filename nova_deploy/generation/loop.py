@@ -97,6 +97,7 @@ def build_trace(raw: dict, policy: Policy, patch_nums, depth: int, C: int) -> Li
             "policy": policy.name,
             "entropy_curve": curve,
             "activation_scale": raw.get("activation_scale_B", [None] * len(raw["entropy_curve_B"]))[b],
+            **({"t_star": raw["t_star_B"][b]} if "t_star_B" in raw else {}),
             "scale_ratio": [r[b] for r in raw["scale_ratio_SB"]],
             "kept_per_scale_layer": kept_SN,
             "transformer_flops_dense": dense,

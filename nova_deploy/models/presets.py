@@ -101,7 +101,6 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in [
            note="a small random model for tests that need several scales (32px, like nova-ref)"),
 ]}
 
-DEFAULT_PRESET = "nova-ref"
 
 
 def get_preset(name: str) -> Preset:

@@ -102,6 +102,54 @@ class NovaConfig:
                 f"at least one layer must remain prunable")
 
 
+RATIO_READINGS = ("keep", "prune")  # NovaSummaryConfig.ratio_reading
+
+
+@dataclass(frozen=True)
+class NovaSummaryConfig:
+    """NOVA as the third-party summary describes it (nova/summary.py has the formulas)."""
+    # Earliest scale pruning may start at, and the scale it starts at when no t* was found before
+    # it (negative counts from the end); as NovaConfig's.
+    min_activation_scale: int = 2
+    fallback_activation_scale: int = -2
+    # m: the baseline is the mean growth g_1..g_m of the first scales.
+    baseline_growths: int = 1
+    # rho and lambda of Ratio_t = sigmoid(rho (t* + 1) / t + growth_sign * lambda * tanh(g)).
+    rho: float = 1.0
+    lam: float = 1.0
+    growth_sign: int = -1  # -1: the summary's formula; +1: its prose
+    ratio_reading: Literal["keep", "prune"] = "keep"  # what Ratio_t is the fraction of
+    # Cap of every scale and layer ratio: some computed tokens must remain to refresh the caches.
+    r_max: float = 0.75
+    layer_linkage: bool = True
+    importance: Literal["entropy", "distance"] = "entropy"
+    upsample_mode: ResampleMode = "bicubic"
+
+    def __post_init__(self):
+        _check_int("min_activation_scale", self.min_activation_scale, low=0)
+        _check_int("fallback_activation_scale", self.fallback_activation_scale)
+        _check_int("baseline_growths", self.baseline_growths, low=1)
+        for name in ("rho", "lam"):
+            value = getattr(self, name)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            require(ok, f"{name} must be a finite number, got {value!r}")
+        require(self.growth_sign in (-1, 1) and not isinstance(self.growth_sign, bool),
+                f"growth_sign must be -1 or 1, got {self.growth_sign!r}")
+        require(self.ratio_reading in RATIO_READINGS,
+                f"ratio_reading must be one of {', '.join(RATIO_READINGS)}, got {self.ratio_reading!r}")
+        check_ratio("r_max", self.r_max)
+        require(isinstance(self.layer_linkage, bool), f"layer_linkage must be true or false, got {self.layer_linkage!r}")
+        require(self.importance in IMPORTANCES,
+                f"importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
+        check_mode(self.upsample_mode, "upsample_mode")
+
+    def activation_bounds(self, num_scales: int) -> Tuple[int, int]:
+        return NovaConfig.activation_bounds(self, num_scales)
+
+    def validate_for(self, num_scales: int, depth: int) -> None:
+        self.activation_bounds(num_scales)
+
+
 @dataclass(frozen=True)
 class FastVARConfig:
     # First pruned scale (negative counts from the end); FastVAR prunes only the last, largest scales.

@@ -14,10 +14,12 @@ import torch
 
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.activation import ActivationTracker
-from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig
+from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig, NovaSummaryConfig
 from nova_deploy.nova.entropy import scale_entropy, token_entropy
 from nova_deploy.nova.schedule import batch_kept_counts, kept_counts, layer_ratios, scale_ratio_B
 from nova_deploy.nova.selection import fastvar_importance, importance_from_entropy, nested_kept, select_kept
+from nova_deploy.nova.summary import (GrowthActivationTracker, channel_entropy_BN, linked_layer_ratios,
+                                      summary_scale_ratio_B)
 
 
 @dataclass
@@ -129,6 +131,41 @@ class NovaDecider(Decider):
     def trace(self):
         t = super().trace()
         t["activation_scale_B"] = self.tracker.activation_B.tolist()
+        return t
+
+
+@dataclass
+class NovaSummaryDecider(Decider):
+    cfg: NovaSummaryConfig = field(default_factory=NovaSummaryConfig)
+    tracker: Optional[GrowthActivationTracker] = None
+    layer_entropy_BN: Optional[torch.Tensor] = None
+
+    def _decide(self, si, x_BlC):
+        if si == 0 or self._H_prev_Bl is None or not bool(self.tracker.is_active(si).any()):
+            return None
+        if self.layer_entropy_BN is None and self.cfg.layer_linkage:
+            raise InvalidArgument(f"policy nova-summary: no branch outputs were observed at scale {si - 1}, so "
+                                  f"scale {si} cannot be planned (an export prunes only from its --prune-from scale)")
+        ratio_B = summary_scale_ratio_B(si, self.tracker, self.cfg)
+        n = self.patch_nums[si] ** 2
+        kept_BN = []
+        for b, r in enumerate(ratio_B.tolist()):
+            stat_N = self.layer_entropy_BN[b] if self.cfg.layer_linkage else torch.zeros(self.depth)
+            kept_BN.append(kept_counts(n, linked_layer_ratios(r, stat_N, self.cfg)))
+        imp_Bl = fastvar_importance(x_BlC[:self.batch]) if self.cfg.importance == "distance" else None
+        return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode, imp_Bl)
+
+    def _observe_more(self, si, e_B, attn_branch, ffn_branch):
+        self.tracker.observe(si, e_B)
+        if not attn_branch or not self.cfg.layer_linkage:
+            self.layer_entropy_BN = None
+            return
+        self.layer_entropy_BN = channel_entropy_BN([a + f for a, f in zip(attn_branch, ffn_branch)], self.batch)
+
+    def trace(self):
+        t = super().trace()
+        t["activation_scale_B"] = self.tracker.activation_B.tolist()
+        t["t_star_B"] = self.tracker.t_star_B.tolist()
         return t
 
 

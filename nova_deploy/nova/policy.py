@@ -1,18 +1,21 @@
-"""Pruning policies: `Policy(name, config)` and the registry of the four kinds behind the names.
+"""Pruning policies: `Policy(name, config)` and the registry of the kinds behind the names.
 
 Each kind brings its config class, its decider, the earliest scale it may prune and its text form
-(`none`, `nova`, `fastvar`, `fixed:R0,R1,...`), so adding a policy means adding one kind here.
+(`none`, `nova[:FIELD=VALUE,...]`, `nova-summary[:FIELD=VALUE,...]`, `fastvar[:FIELD=VALUE,...]`,
+`fixed:R0,R1,...`),
+so adding a policy means adding one kind here.
 Text is parsed strictly: a name that takes no argument refuses one, and every error lists the valid
 forms.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Optional, Sequence
 
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.activation import ActivationTracker
-from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig
-from nova_deploy.nova.deciders import (Decider, DenseDecider, FastVARDecider, FixedDecider, NovaDecider, ScalePlan,
-                                       ScaleRecord)
+from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig, NovaSummaryConfig
+from nova_deploy.nova.deciders import (Decider, DenseDecider, FastVARDecider, FixedDecider, NovaDecider,
+                                       NovaSummaryDecider, ScalePlan, ScaleRecord)
+from nova_deploy.nova.summary import GrowthActivationTracker
 
 __all__ = ["Decider", "ScalePlan", "ScaleRecord", "Policy", "PolicyKind", "POLICY_KINDS", "POLICY_NAMES",
            "PolicyFormError", "make_policy", "parse_policy", "valid_forms"]
@@ -74,7 +77,28 @@ class DenseKind(PolicyKind):
         return None
 
 
-class NovaKind(PolicyKind):
+class FieldsKind(PolicyKind):
+    """A kind whose text form sets config fields: `name` or `name:FIELD=VALUE,...` (any field of its
+    config; the text form of a config lists the fields that differ from the default)."""
+    argument = "FIELD=VALUE,..."
+
+    @property
+    def form(self) -> str:
+        return f"{self.name}[:{self.argument}]"
+
+    def make_config(self, argument, **overrides):
+        if argument == "":
+            raise PolicyFormError(f"policy {self.name}: give FIELD=VALUE after the colon, or no colon")
+        return self.config_class(**_fields_from_text(self.config_class, self.name, argument or ""), **overrides)
+
+    def format_argument(self, config):
+        default = self.config_class()
+        changed = [f"{f.name}={_format_value(getattr(config, f.name))}" for f in fields(config)
+                   if getattr(config, f.name) != getattr(default, f.name)]
+        return ",".join(changed) or None
+
+
+class NovaKind(FieldsKind):
     name, config_class = "nova", NovaConfig
 
     def decider(self, config, batch, patch_nums, depth, device):
@@ -85,7 +109,53 @@ class NovaKind(PolicyKind):
         return max(1, config.min_activation_scale)  # scale 0 has no previous scale to fill from
 
 
-class FastVARKind(PolicyKind):
+class NovaSummaryKind(FieldsKind):
+    name, config_class = "nova-summary", NovaSummaryConfig
+
+    def decider(self, config, batch, patch_nums, depth, device):
+        return NovaSummaryDecider(batch=batch, patch_nums=tuple(patch_nums), depth=depth, cfg=config,
+                                  tracker=GrowthActivationTracker(batch, config, len(patch_nums), device=device))
+
+    def earliest_pruned_scale(self, config, num_scales):
+        return max(2, config.min_activation_scale)  # the ratio law needs the growth g_(t-1), t >= 2
+
+
+def _fields_from_text(config_class, policy: str, text: str) -> dict:
+    """'a=1,b=x' -> {'a': 1, 'b': 'x'}, each value converted to the type of the field's default."""
+    known = {f.name: f for f in fields(config_class)}
+    defaults = config_class()
+    out = {}
+    for part in text.split(",") if text else []:
+        key, eq, value = part.partition("=")
+        if not eq or key.strip() not in known:
+            raise PolicyFormError(f"policy {policy}: {part!r} is not FIELD=VALUE with FIELD one of "
+                                  f"{', '.join(known)}")
+        key, value = key.strip(), value.strip()
+        kind = type(getattr(defaults, key))
+        try:
+            if kind is tuple:  # a tuple of numbers is written a/b/c
+                out[key] = tuple(float(v) for v in value.split("/"))
+            elif kind is bool:
+                if value not in ("true", "false"):
+                    raise ValueError
+                out[key] = value == "true"
+            else:
+                out[key] = kind(value)
+        except ValueError:
+            what = {bool: "true or false", tuple: "numbers separated by /"}.get(kind, f"a {kind.__name__}")
+            raise PolicyFormError(f"policy {policy}: {key} must be {what}, got {value!r}") from None
+    return out
+
+
+def _format_value(value) -> str:
+    if isinstance(value, tuple):
+        return "/".join(_shortest(float(v)) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _shortest(value) if isinstance(value, float) else str(value)
+
+
+class FastVARKind(FieldsKind):
     name, config_class = "fastvar", FastVARConfig
 
     def decider(self, config, batch, patch_nums, depth, device):
@@ -128,7 +198,7 @@ def _shortest(r: float) -> str:
     return text if float(text) == r else repr(r)
 
 
-POLICY_KINDS = {kind.name: kind for kind in (DenseKind(), NovaKind(), FastVARKind(), FixedKind())}
+POLICY_KINDS = {kind.name: kind for kind in (DenseKind(), NovaKind(), NovaSummaryKind(), FastVARKind(), FixedKind())}
 POLICY_NAMES = tuple(POLICY_KINDS)
 
 

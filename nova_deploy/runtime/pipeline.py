@@ -27,6 +27,7 @@ from nova_deploy.errors import require
 from nova_deploy.export.manifest import open_export
 from nova_deploy.generation.inputs import resolve_labels
 from nova_deploy.generation.loop import generate as run_generation
+from nova_deploy.nova.model_defaults import resolve_policy_text
 from nova_deploy.nova.policy import Policy, parse_policy
 from nova_deploy.request_checks import check_runtime_request
 from nova_deploy.runtime.backend import Backend
@@ -72,6 +73,9 @@ class Pipeline:
         self.device = backend.device
         self.codebook_VC = export.codebook_VC.to(self.device)
         self.buffers = BufferPool(self.spec, self.device)
+        # `nova` on an export of a bundled model means that model's measured default
+        self.bundled_model = export.manifest["model"]["source"].get("bundled_model")
+        self.nova_policy, self.nova_note = resolve_policy_text("nova", self.bundled_model)
 
     @classmethod
     def from_dir(cls, path, backend: str = "onnxruntime", device: Union[str, torch.device] = "cpu",
@@ -108,7 +112,8 @@ class Pipeline:
         not depend on the rest of its batch (up to NOVA's batch rule: kept counts are the batch's maximum)."""
         check_runtime_request(self.spec, labels, seed, top_k)
         params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
-        policy = parse_policy(policy) if isinstance(policy, str) else policy
+        if isinstance(policy, str):
+            policy = self.nova_policy if policy == "nova" else parse_policy(policy)
         check_policy_fits(policy, self.spec)
         B = len(labels)
         require(1 <= B <= self.max_batch, f"batch of {B} images: this export takes 1..{self.max_batch} "

@@ -1,5 +1,6 @@
 """bench without a model: configurations, interleaving, statistics, ratio mapping, targets, report text."""
 import json
+import re
 
 import pytest
 
@@ -56,13 +57,17 @@ def test_lists_parse_commas_and_keep_fixed_ratios_whole():
     (lambda: parse_runners([REFERENCE]), "added by --reference"),
     (lambda: parse_policies(["nova,turbo"]), "unknown policy 'turbo'"),
     (lambda: parse_policies(["fixed:half"]), "comma-separated numbers"),
-    (lambda: parse_policies(["nova:xyz"]), "policy nova takes no argument, got nova:xyz; valid: none, nova, fastvar, "
+    (lambda: parse_policies(["nova:xyz"]), "policy nova: 'xyz' is not FIELD=VALUE with FIELD one of "
+                                           "min_activation_scale, fallback_activation_scale, base_ratio, "
+                                           "growth_per_scale, entropy_gain, r_max, layer_spread, "
+                                           "protect_first_layers, upsample_mode, importance; valid: none, "
+                                           "nova[:FIELD=VALUE,...], nova-summary[:FIELD=VALUE,...], fastvar[:FIELD=VALUE,...], "
                                            "fixed:R0,R1,..., " + NOVA_FIXED),
     (lambda: parse_batches(["1,9"], max_batch=8), "--batch 9: this export takes 1..8"),
     (lambda: parse_batches(["two"], max_batch=8), "--batch takes integers"),
 ])
 def test_bad_lists_are_refused_naming_the_valid_values(call, message):
-    with pytest.raises(InvalidArgument, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(InvalidArgument, match=re.escape(message)):
         call()
 
 
@@ -77,8 +82,22 @@ def test_map_from_end_aligns_the_last_scales():
     assert map_from_end(ref, 10) == [0, 0, 0, 0, 0, 0, 0, 0, 0.3, 0.4]
     assert map_from_end([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], 10)[3:] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     assert map_from_end(ref, 3) == [0, 0.3, 0.4]
-    r = NovaRatios(ref, map_from_end(ref, 10), 20, 1.3)
-    assert r.fixed == "fixed:0,0,0,0,0,0,0,0,0.3,0.4"
+    r = NovaRatios("nova-ref", ref, map_from_end(ref, 10), 20, 1.3)
+    assert r.fixed == "fixed:0,0,0,0,0,0,0,0,0.3,0.4" and not r.same_schedule and "from the end" in r.mapping
+    assert NovaRatios("nova-ref", ref, map_from_end(ref, 7), 20, 1.3).same_schedule
+
+
+def test_reference_model_for_takes_the_bundled_model_on_the_same_schedule(monkeypatch):
+    from nova_deploy import model_source
+    from nova_deploy.bench.nova_ratios import reference_model_for
+    from nova_deploy.models.presets import PATCH_NUMS_256, REF_PATCH_NUMS
+
+    monkeypatch.setattr(model_source.BundledModel, "available", lambda self: True)
+    assert reference_model_for(PATCH_NUMS_256) == "nova-ref-16"
+    assert reference_model_for(REF_PATCH_NUMS) == "nova-ref"
+    assert reference_model_for((1, 2, 3)) == "nova-ref"  # no model on that schedule: the default, mapped
+    monkeypatch.setattr(model_source.BundledModel, "available", lambda self: self.name == "nova-ref")
+    assert reference_model_for(PATCH_NUMS_256) == "nova-ref"
 
 
 # ---------------------------------------------------------------- a synthetic result

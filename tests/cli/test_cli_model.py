@@ -76,7 +76,7 @@ def test_generate_refuses_text_that_is_no_policy(tmp_path, policy):
     r = run_cli("generate", "--policy", policy, "--out", out)
     assert r.exit_code == 2
     assert r.output.count("\n") == 1 and r.output.startswith("error: ")
-    assert r.output.rstrip().endswith("valid: none, nova, fastvar, fixed:R0,R1,...")
+    assert r.output.rstrip().endswith("valid: none, nova[:FIELD=VALUE,...], nova-summary[:FIELD=VALUE,...], fastvar[:FIELD=VALUE,...], fixed:R0,R1,...")
     assert not out.exists()
 
 

@@ -13,7 +13,8 @@ from nova_deploy.sampling import SamplingParams
 pytestmark = pytest.mark.slow  # needs the session's small export (traced once, ~1 min on 2 cores)
 
 LABELS = [3, 7]
-POLICIES = ["none", "nova", "fastvar", "fixed:0,0,0,0,0,0.5,0.5"]
+POLICIES = ["none", "nova", "nova-summary", "nova-summary:ratio_reading=prune,importance=distance", "fastvar",
+            "fixed:0,0,0,0,0,0.5,0.5"]
 
 
 @pytest.fixture(scope="module")
