@@ -114,13 +114,63 @@ def machine_phrase(summary: dict) -> str:
     return f"{m['cpu_count']}-core {m['cpu']}, torch {m['torch']} on {m['cpu_capability']} kernels"
 
 
+QUALITY_HEAD, QUALITY_END = "## Quality (", "Mean token entropy per scale (dense): "
+
+
+def quality_section(ev: dict) -> str:
+    """The card's quality section, from its heading to the entropy line, from an eval JSON."""
+    rows = "\n".join(
+        f"| {r['policy'].split(' ')[0]} | {r['flop_reduction']:.2f}x | {100 * r['classifier_accuracy']:.1f}% | "
+        f"{r['fid_feat']:.2f} | {r['fid_feat_real_vs_real']:.2f} | "
+        f"{'-' if r['psnr_vs_dense'] is None else format(r['psnr_vs_dense'], '.2f')} | "
+        f"{'-' if r['ssim_vs_dense'] is None else format(r['ssim_vs_dense'], '.4f')} |"
+        for r in ev["reports"])
+    per_class = ""
+    if all("per_class_accuracy" in r for r in ev["reports"]):
+        per_class = ("\nAccuracy per requested class:\n\n| policy | " + " | ".join(CLASS_NAMES) + " |\n| --- |"
+                     + " ---: |" * len(CLASS_NAMES) + "\n" + "\n".join(
+                         f"| {r['policy'].split(' ')[0]} | " + " | ".join(f"{100 * a:.0f}%" for a in r["per_class_accuracy"])
+                         + " |" for r in ev["reports"]) + "\n")
+    configs = "".join(f"\n- `{r['policy'].split(' ')[0]}` ran {r['policy'].split(' ', 1)[1]}" for r in ev["reports"]
+                      if " " in r["policy"])
+    sampling = ev["reports"][0].get("sampling", {})
+    opts = ev.get("options")
+    command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
+        [f"--policy {p}" for p in opts["policy"]]
+        + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if k != "policy" and v is not None])
+    return f"""## Quality (`{command}`, {ev['reports'][0]['n_samples']} samples per policy, sampling {json.dumps(sampling)})
+
+| policy | transformer FLOP reduction | classifier accuracy | FID_feat | FID_feat real vs real | PSNR vs dense | SSIM vs dense |
+| --- | --- | --- | --- | --- | --- | --- |
+{rows}
+{configs}
+{per_class}
+Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports"][0]["entropy_per_scale"])}.
+"""
+
+
+def replace_quality(model: str, ev: dict) -> None:
+    """The card with its quality section re-rendered from ev, the rest unchanged."""
+    card = ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory) / "MODEL_CARD.md"
+    text = card.read_text()
+    start = text.index(QUALITY_HEAD)
+    end = text.index("\n", text.index(QUALITY_END, start)) + 1
+    write_text_atomic(card, text[:start] + quality_section(ev) + text[end:])
+    print(f"wrote {card} (quality section)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run", type=Path)
     ap.add_argument("eval_json", type=Path)
     ap.add_argument("earlier", type=Path, nargs="?", default=None)
     ap.add_argument("--model", default=DEFAULT_MODEL, choices=list(BUNDLED_MODELS))
+    ap.add_argument("--quality-only", action="store_true",
+                    help="replace only the card's quality section with the eval JSON's (a re-measured eval of "
+                         "the same weights; RUN is not read)")
     args = ap.parse_args()
+    if args.quality_only:
+        return replace_quality(args.model, json.loads(args.eval_json.read_text()))
     run, eval_json, model = args.run, args.eval_json, args.model
     model_dir = ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory)
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
@@ -141,18 +191,6 @@ def main():
     except CheckpointError as e:
         refuse(str(e))
     clf_card = json.loads((ASSETS / "classifier.json").read_text())
-    rows = "\n".join(
-        f"| {r['policy'].split(' ')[0]} | {r['flop_reduction']:.2f}x | {100 * r['classifier_accuracy']:.1f}% | "
-        f"{r['fid_feat']:.2f} | {r['fid_feat_real_vs_real']:.2f} | "
-        f"{'-' if r['psnr_vs_dense'] is None else format(r['psnr_vs_dense'], '.2f')} | "
-        f"{'-' if r['ssim_vs_dense'] is None else format(r['ssim_vs_dense'], '.4f')} |"
-        for r in ev["reports"])
-    per_class = ""
-    if all("per_class_accuracy" in r for r in ev["reports"]):
-        per_class = ("\nAccuracy per requested class:\n\n| policy | " + " | ".join(CLASS_NAMES) + " |\n| --- |"
-                     + " ---: |" * len(CLASS_NAMES) + "\n" + "\n".join(
-                         f"| {r['policy'].split(' ')[0]} | " + " | ".join(f"{100 * a:.0f}%" for a in r["per_class_accuracy"])
-                         + " |" for r in ev["reports"]) + "\n")
     rec = ev.get("vqvae_reconstruction")
     rec_line = ("not in this eval JSON" if rec is None else
                 f"PSNR {rec['psnr_db']:.2f} dB, SSIM {rec['ssim']:.4f}; the classifier recognises "
@@ -168,11 +206,6 @@ def main():
     beside = bool(summary.get("decoder_beside")) and not summary.get("stages_found_complete")
     total_min = run_time_s(stage_s, beside) / 60
     var_how, decoder_how = var_and_decoder_threads(summary, beside)
-    sampling = ev["reports"][0].get("sampling", {})
-    opts = ev.get("options")
-    command = "nova-deploy eval" if opts is None else "nova-deploy eval " + " ".join(
-        [f"--policy {p}" for p in opts["policy"]]
-        + [f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if k != "policy"])
     size = preset.vae.image_size
     down = size // preset.vae.v_patch_nums[-1]
     role = "the bundled default model" if model == DEFAULT_MODEL else "a bundled model: `--model " + model + "`"
@@ -212,14 +245,7 @@ The classifier was trained separately (`nova-deploy train-classifier --threads {
 
 VQVAE: {rec_line}. A VAR sampled through this VQVAE cannot score above that accuracy.
 
-## Quality (`{command}`, {ev['reports'][0]['n_samples']} samples per policy, sampling {json.dumps(sampling)})
-
-| policy | transformer FLOP reduction | classifier accuracy | FID_feat | FID_feat real vs real | PSNR vs dense | SSIM vs dense |
-| --- | --- | --- | --- | --- | --- | --- |
-{rows}
-{per_class}
-Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports"][0]["entropy_per_scale"])}.
-"""
+{quality_section(ev)}"""
     tools = ASSETS.parent.parent / "tools"
     notes = tools / ("model_card_notes.md" if model == DEFAULT_MODEL else f"model_card_notes_{model}.md")
     if notes.exists():

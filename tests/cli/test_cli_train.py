@@ -65,3 +65,16 @@ def test_train_classifier_bad_input(tmp_path):
     r = run_cli("train-classifier", "--out", tmp_path / "c.safetensors", "--threads", 0)
     assert r.exit_code == 2 and "--threads must be >= 1" in r.output
     assert not list(tmp_path.iterdir())
+
+
+def test_train_model_selects_that_models_recipe(tmp_path):
+    out = tmp_path / "run16"
+    r = run_cli("train", "--model", "nova-ref-16", "--out", out, "--vqvae-steps", 2, "--var-steps", 1,
+                "--encode-images", 8, "--decoder-steps", 1, "--threads", 1)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["preset"] == "nova-ref-16" and summary["var_attention"] == "flash" and not summary["var_compiled"]
+    var_state, _ = read_state_dict(out / "var.safetensors")
+    assert var_state["pos_1LC"].shape[1] == 680  # the official 10-scale schedule
+    r = run_cli("train", "--model", "nova-ref-17", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "nova-ref-17" in r.output and not (tmp_path / "x").exists()
