@@ -3,8 +3,8 @@
 Each bundled model's directory may hold nova_default.json, written from its sweep
 (`tools/nova_sweep.py --model NAME`, docs/NOVA.md section 10): the chosen policy and what it measured.
 When no configuration kept quality by the rule, it holds the least aggressive configuration
-measured, and `note` says in one line what that costs. A model without the file (or any other
-model) runs NovaConfig's built-in defaults.
+measured, and `note` says in one line what that costs. A bundled model without the file runs
+NovaConfig's built-in defaults and says that they are unmeasured there; any other model runs them.
 """
 import json
 from dataclasses import dataclass
@@ -62,7 +62,10 @@ def load_nova_default(model: str) -> Optional[NovaDefault]:
 def resolve_policy_text(text: str, model: Optional[str]) -> Tuple[Policy, str]:
     """(policy, one-line note or ""): `nova` on a bundled model with a measured default becomes that
     default; every other text parses as it is."""
-    default = load_nova_default(model) if text == NOVA and model is not None else None
-    if default is None:
+    if text != NOVA or model is None:
         return parse_policy(text), ""
+    default = load_nova_default(model)
+    if default is None:
+        return parse_policy(text), (f"policy nova on {model}: its quality at speed has not been swept yet "
+                                    f"(tools/nova_sweep.py --model {model}); running NOVA's built-in configuration")
     return default.policy, default.note

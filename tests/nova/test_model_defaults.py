@@ -32,10 +32,11 @@ def test_only_plain_nova_on_a_bundled_model_is_replaced():
     assert resolve_policy_text("fastvar", "nova-ref")[0] == parse_policy("fastvar")
 
 
-def test_a_bundled_model_without_a_sweep_runs_the_built_in_config(tmp_path, monkeypatch):
+def test_a_bundled_model_without_a_sweep_runs_the_built_in_config_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(BUNDLED_MODELS, "nova-ref", BundledModel("nova-ref", tmp_path))
     assert load_nova_default("nova-ref") is None
-    assert resolve_policy_text("nova", "nova-ref") == (Policy("nova", NovaConfig()), "")
+    policy, note = resolve_policy_text("nova", "nova-ref")
+    assert policy == Policy("nova", NovaConfig()) and "has not been swept yet" in note and "\n" not in note
 
 
 def test_a_broken_default_file_is_refused_in_one_line(tmp_path, monkeypatch):
