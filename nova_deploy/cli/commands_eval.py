@@ -97,8 +97,8 @@ def eval_cmd(var_path, vae_path, preset, model, policies, samples, batch, seed, 
     recon = reconstruction_report(vae, clf, n_images=samples,
                                   fid_against=cache.real_feature_sets(clf, samples, batch)[0])
     click.echo(format_reconstruction(recon))
-    options = {"policy": list(policies), "samples": samples, "batch": batch, "seed": seed, "cfg": cfg,
-               "top_k": top_k, "top_p": top_p, "engines": engines_dir,
+    options = {"policy": list(policies), "model": model, "samples": samples, "batch": batch, "seed": seed,
+               "cfg": cfg, "top_k": top_k, "top_p": top_p, "engines": engines_dir,
                "backend": backend if engines_dir else None}
     write_json_atomic(json_path, eval_record(description, time.perf_counter() - t0, options, recon.to_dict(),
                                              reports))
