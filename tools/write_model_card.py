@@ -55,7 +55,7 @@ def refuse(message: str):
 # what each stage's result depends on, beside the seed, thread count and data every stage shares
 STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
                 "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr", "var_compiled", "var_all_threads_from",
-                        "var_deterministic"),
+                        "var_deterministic", "var_prefix_scales", "var_full_every"),
                 "decoder": ("vqvae_steps", "decoder_steps", "decoder_lr")}
 
 
@@ -92,6 +92,9 @@ def var_and_decoder_threads(summary: dict, beside: bool) -> tuple:
     train_reference splits the threads: the decoder process gets half, the VAR the rest until
     var_all_threads_from, then all."""
     var_how = "; the step compiled with torch.compile" if summary.get("var_compiled") else ""
+    if summary.get("var_prefix_scales"):
+        var_how += (f"; every {summary['var_full_every']}th step on the whole pyramid, the others on its first "
+                    f"{summary['var_prefix_scales']} scales")
     if summary.get("var_deterministic"):
         var_how += ", on torch's deterministic kernels"
     if not beside:

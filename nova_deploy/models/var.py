@@ -160,17 +160,21 @@ class VAR(nn.Module):
         return self.head(self.head_nm(h.float(), cond_BD).float()).float()
 
     def forward(self, label_B: torch.Tensor, x_BLCv_wo_first_l: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing over the whole pyramid with the block-causal mask; returns logits B L V."""
+        """Teacher forcing with the block-causal mask; returns logits B L V. The input may stop after
+        any scale: under the block-causal mask the first scales' logits do not depend on later tokens,
+        so a prefix of the pyramid trains its scales at a fraction of the cost."""
         B = x_BLCv_wo_first_l.shape[0]
+        L = self.first_l + x_BLCv_wo_first_l.shape[1]
         if self.training and self.cond_drop_rate > 0:
             label_B = torch.where(torch.rand(B, device=label_B.device) < self.cond_drop_rate, self.num_classes, label_B)
         sos = cond_BD = self.class_emb(label_B)
         sos = sos.unsqueeze(1).expand(B, self.first_l, -1) + self.pos_start.expand(B, self.first_l, -1)
         x_BLC = torch.cat((sos, self.word_embed(x_BLCv_wo_first_l.float())), dim=1)
-        x_BLC = x_BLC + self.lvl_embed(self.lvl_1L.expand(B, -1)) + self.pos_1LC
+        x_BLC = x_BLC + self.lvl_embed(self.lvl_1L[:, :L].expand(B, -1)) + self.pos_1LC[:, :L]
         gss = self.shared_ada_lin(cond_BD)
+        attn_bias = self.attn_bias_for_masking[:, :, :L, :L]
         for blk in self.blocks:
-            x_BLC = blk(x_BLC, gss, self.attn_bias_for_masking)
+            x_BLC = blk(x_BLC, gss, attn_bias)
         return self.get_logits(x_BLC, cond_BD)
 
     def init_weights(self, init_adaln: float = 0.5, init_adaln_gamma: float = 1e-5, init_head: float = 0.02,

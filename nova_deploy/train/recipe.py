@@ -7,7 +7,7 @@ decoder refinement beside the encoding and the first VAR steps (one thread each)
 every thread from `var_all_threads_from` on.
 """
 from dataclasses import dataclass
-from typing import Dict, Literal
+from typing import Dict, Literal, Optional
 
 from nova_deploy.errors import InvalidArgument
 
@@ -35,6 +35,10 @@ class Recipe:
     # (0.295 s against 0.293 s, compiled, 155 tokens)
     var_deterministic: bool = True
     threads: int = 2
+    # with var_prefix_scales set, only every var_full_every-th VAR step trains the whole pyramid and
+    # the others its first var_prefix_scales scales (train_var)
+    var_prefix_scales: Optional[int] = None
+    var_full_every: int = 1
 
 
 RECIPES: Dict[str, Recipe] = {

@@ -6,6 +6,7 @@ fixed training set the run is a function of the seed, which makes it reproducibl
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from tqdm import tqdm
 
 from nova_deploy.atomic_write import write_atomic
 from nova_deploy.data import ShapesDataset
+from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.build import build_var
 from nova_deploy.models.presets import VARConfig
 from nova_deploy.train.recipe import Attention
@@ -62,7 +64,8 @@ def split_scales(tokens_NL: torch.Tensor, patch_nums) -> list:
 def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, steps: int, batch: int = 32,
               lr: float = 1.5e-3, weight_decay: float = 0.05, cond_drop_rate: float = 0.1,
               log_every: int = 10, ckpt_every: int = 100, compile_step: bool = False,
-              threads_at_step=None, deterministic: bool = False, attention: Attention = "math"):
+              threads_at_step=None, deterministic: bool = False, attention: Attention = "math",
+              prefix_scales: Optional[int] = None, full_every: int = 1):
     """compile_step: run the forward and backward through torch.compile (1.3x a step on these CPUs,
     after minutes of compiling; the saved weights keep the model's own keys).
     threads_at_step: step -> torch thread count, a function of the step alone so that a resumed run
@@ -70,14 +73,23 @@ def train_var(cfg: VARConfig, vae, tokens_path: Path, out_dir: Path, seed: int, 
     deterministic: torch's deterministic kernels for the stage; without them the compiled backward
     sums the level embedding's gradient in a thread-dependent order and two runs differ in the
     last bits (they cost no measurable time a step here: tools/model_card_notes.md).
-    attention: the scaled-dot-product kernel, "math" or "flash" (the cheaper one depends on the length)."""
+    attention: the scaled-dot-product kernel, "math" or "flash" (the cheaper one depends on the length).
+    prefix_scales, full_every: with prefix_scales set, only every full_every-th step (steps
+    full_every - 1, 2 full_every - 1, ...) trains the whole pyramid; the others train its first
+    prefix_scales scales, which the block-causal mask makes exact and which cost a fraction of a full
+    step: the coarse scales that decide the layout see more pyramids for the same time."""
+    if prefix_scales is not None and not 1 <= prefix_scales <= len(cfg.patch_nums):
+        raise InvalidArgument(f"prefix_scales must be in 1..{len(cfg.patch_nums)}, got {prefix_scales}")
+    if full_every < 1:
+        raise InvalidArgument(f"full_every must be >= 1, got {full_every}")
     with deterministic_algorithms(deterministic), torch_threads():
         return _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
-                          log_every, ckpt_every, compile_step, threads_at_step, SDPA_KERNELS[attention])
+                          log_every, ckpt_every, compile_step, threads_at_step, SDPA_KERNELS[attention],
+                          prefix_scales, full_every)
 
 
 def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_decay, cond_drop_rate,
-               log_every, ckpt_every, compile_step, threads_at_step, sdpa_backend):
+               log_every, ckpt_every, compile_step, threads_at_step, sdpa_backend, prefix_scales, full_every):
     torch.manual_seed(seed)
     var = build_var(cfg, vae, cond_drop_rate=cond_drop_rate)
     var.init_weights(init_std=-1)
@@ -103,6 +115,10 @@ def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_de
         gt_ms = split_scales(tokens[pick], cfg.patch_nums)
         x_in = vae.quantize.idxBl_to_var_input(gt_ms)
         target_BL = torch.cat(gt_ms, dim=1)
+        full = prefix_scales is None or step % full_every == full_every - 1
+        if not full:
+            L = sum(pn * pn for pn in cfg.patch_nums[:prefix_scales])
+            x_in, target_BL = x_in[:, :L - var.first_l], target_BL[:, :L]
         with sdpa_kernel(sdpa_backend):
             logits_BLV = forward(labels[pick], x_in)
             loss = F.cross_entropy(logits_BLV.reshape(-1, logits_BLV.shape[-1]), target_BL.reshape(-1))
@@ -112,9 +128,10 @@ def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_de
         opt.step()
         if step % log_every == 0:
             with torch.no_grad():
-                last = var.begin_ends[-1]
+                last = var.begin_ends[-1 if full else prefix_scales - 1]
                 acc_last = (logits_BLV[:, last[0]:last[1]].argmax(-1) == target_BL[:, last[0]:last[1]]).float().mean()
             log.write(step=step, loss=round(loss.item(), 4), acc_last_scale=round(acc_last.item(), 4),
+                      scales=len(cfg.patch_nums) if full else prefix_scales,
                       lr=round(opt.param_groups[0]["lr"], 7), threads=torch.get_num_threads(),
                       elapsed_s=round(time.time() - t0, 1))
         if (step + 1) % ckpt_every == 0 or step + 1 == steps:

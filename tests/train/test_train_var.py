@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.build import build_vqvae
 from nova_deploy.models.presets import get_preset
 from nova_deploy.train.var import train_var
@@ -85,3 +86,32 @@ def test_deterministic_kernels_hold_for_the_stage_and_the_callers_setting_comes_
     _train(tokens_file, tmp_path / "run", steps=2, deterministic=deterministic)
     assert seen == [deterministic, deterministic]
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_prefix_steps_train_the_first_scales_exactly_and_log_which_ran(tmp_path):
+    """A pyramid prefix gives the same logits as the whole pyramid on its scales (block-causal
+    mask), and train_var alternates prefix and full steps as asked."""
+    from nova_deploy.models.build import build_var
+    from nova_deploy.train.var import split_scales
+
+    torch.manual_seed(0)
+    vae = build_vqvae(PRESET.vae)
+    var = build_var(PRESET.var, vae).eval()
+    L = sum(p * p for p in PRESET.var.patch_nums)
+    gt = split_scales(torch.randint(0, PRESET.vae.vocab_size, (2, L)), PRESET.var.patch_nums)
+    x_in, label = vae.quantize.idxBl_to_var_input(gt), torch.tensor([1, 2])
+    with torch.no_grad():
+        whole = var(label, x_in)
+        prefix = sum(p * p for p in PRESET.var.patch_nums[:2])
+        part = var(label, x_in[:, :prefix - 1])
+    assert part.shape[1] == prefix
+    torch.testing.assert_close(part, whole[:, :prefix], rtol=1e-5, atol=1e-5)
+
+    tokens = tmp_path / "tokens.pt"
+    torch.save({"tokens": torch.randint(0, PRESET.vae.vocab_size, (8, L)).to(torch.int16),
+                "labels": torch.randint(0, 10, (8,))}, tokens)
+    train_var(PRESET.var, vae, tokens, tmp_path, seed=0, steps=4, batch=2, log_every=1, prefix_scales=2, full_every=2)
+    logged = [json.loads(line)["scales"] for line in (tmp_path / "var_log.jsonl").read_text().splitlines()]
+    assert logged == [2, len(PRESET.var.patch_nums), 2, len(PRESET.var.patch_nums)]
+    with pytest.raises(InvalidArgument, match="prefix_scales must be in 1..4, got 5"):
+        train_var(PRESET.var, vae, tokens, tmp_path / "x", seed=0, steps=1, prefix_scales=5)
