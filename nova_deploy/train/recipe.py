@@ -49,10 +49,12 @@ RECIPES: Dict[str, Recipe] = {
     "nova-ref": Recipe(preset="nova-ref", vqvae_steps=5000, var_steps=8000, var_lr=1.5e-3, var_batch=32,
                        var_all_threads_from=2100, var_compile=True, var_attention="math",
                        encode_images=40000, decoder_steps=6000, decoder_lr=1e-3),
-    # 150 minutes at 680 tokens a pyramid: a VAR step of 32 costs 3.1-4.0 s on two threads (6.4-7.3 s
-    # on one), 5.5x the 155-token step, and neither torch.compile nor bf16 autocast made it cheaper;
-    # the flash kernel is 15 % cheaper than the math one at this length; a joint VQVAE step 0.27 s, a
-    # decoder refinement step 0.43 s on one thread (2500 of them last about 150 one-thread VAR steps)
+    # budget 150 minutes at 680 tokens a pyramid: a VAR step of 32 costs 3.1-4.0 s on two threads in
+    # short probes and 4.3-4.8 s over a long run (6.1-7.3 s on one), 5.5x the 155-token step, and
+    # neither torch.compile nor bf16 autocast made it cheaper; the flash kernel is 15 % cheaper than
+    # the math one at this length; a joint VQVAE step 0.27-0.31 s, a decoder refinement step 0.43 s on
+    # one thread (2500 of them last about 150 one-thread VAR steps). At the long-run step time these
+    # numbers come to about 150 minutes: the card's notes record run 1 and what replaces them
     "nova-ref-16": Recipe(preset="nova-ref-16", vqvae_steps=3500, var_steps=1800, var_lr=1.5e-3, var_batch=32,
                           var_all_threads_from=150, var_compile=False, var_attention="flash",
                           encode_images=30000, decoder_steps=2500, decoder_lr=1e-3),
