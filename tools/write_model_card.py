@@ -152,9 +152,15 @@ Mean token entropy per scale (dense): {", ".join(f"{e:.3f}" for e in ev["reports
 """
 
 
+def model_dir(model: str) -> Path:
+    """Where the model's weights and card are in this repository (BUNDLED_MODELS names the installed
+    package's directories, this tool writes the repository's)."""
+    return ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory)
+
+
 def replace_quality(model: str, ev: dict) -> None:
     """The card with its quality section re-rendered from ev, the rest unchanged."""
-    card = ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory) / "MODEL_CARD.md"
+    card = model_dir(model) / "MODEL_CARD.md"
     text = card.read_text()
     start = text.index(QUALITY_HEAD)
     end = text.index("\n", text.index(QUALITY_END, start)) + 1
@@ -175,7 +181,7 @@ def main():
     if args.quality_only:
         return replace_quality(args.model, json.loads(args.eval_json.read_text()))
     run, eval_json, model = args.run, args.eval_json, args.model
-    model_dir = ASSETS / BUNDLED_MODELS[model].directory.relative_to(BUNDLED_MODELS[DEFAULT_MODEL].directory)
+    directory = model_dir(model)
     summary = json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     ev = json.loads(eval_json.read_text())
     # both files must name their data: ones written before they recorded it cannot be matched to it
@@ -188,7 +194,7 @@ def main():
     if summary.get("data_fingerprint") != installed_data:
         refuse(f"{run} was trained on data {summary.get('data_fingerprint', '(not recorded)')}; the installed "
                f"nova_deploy/data/shapes.py draws {installed_data}")
-    var_f, vae_f, clf_f = model_dir / "var.safetensors", model_dir / "vqvae.safetensors", ASSETS / "classifier.safetensors"
+    var_f, vae_f, clf_f = directory / "var.safetensors", directory / "vqvae.safetensors", ASSETS / "classifier.safetensors"
     try:
         load_classifier(clf_f)  # refuses weights trained on other images than installed
     except CheckpointError as e:
@@ -253,8 +259,8 @@ VQVAE: {rec_line}. A VAR sampled through this VQVAE cannot score above that accu
     notes = tools / ("model_card_notes.md" if model == DEFAULT_MODEL else f"model_card_notes_{model}.md")
     if notes.exists():
         text += "\n" + notes.read_text()
-    write_text_atomic(model_dir / "MODEL_CARD.md", text)
-    print(f"wrote {model_dir / 'MODEL_CARD.md'}")
+    write_text_atomic(directory / "MODEL_CARD.md", text)
+    print(f"wrote {directory / 'MODEL_CARD.md'}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,22 @@ def resolve_scale_index(name: str, si: int, num_scales: int) -> int:
     return si + num_scales if si < 0 else si
 
 
+def _check_importance(value) -> None:
+    require(value in IMPORTANCES, f"importance must be one of {', '.join(IMPORTANCES)}, got {value!r}")
+
+
+def _activation_bounds(cfg, num_scales: int) -> Tuple[int, int]:
+    """(min_activation_scale, fallback scale) of a NOVA config resolved for num_scales scales."""
+    fallback = resolve_scale_index("fallback_activation_scale", cfg.fallback_activation_scale, num_scales)
+    require(cfg.min_activation_scale < num_scales,
+            f"min_activation_scale={cfg.min_activation_scale} is beyond the model's {num_scales} scales "
+            f"(valid: 0..{num_scales - 1})")
+    require(cfg.min_activation_scale <= fallback,
+            f"min_activation_scale={cfg.min_activation_scale} must be <= the fallback activation scale "
+            f"({cfg.fallback_activation_scale} -> {fallback} for {num_scales} scales)")
+    return cfg.min_activation_scale, fallback
+
+
 @dataclass(frozen=True)
 class NovaConfig:
     # Earliest scale index at which pruning may start: the first scales hold a handful of tokens
@@ -69,8 +85,7 @@ class NovaConfig:
 
     def __post_init__(self):
         _check_int("min_activation_scale", self.min_activation_scale, low=0)
-        require(self.importance in IMPORTANCES,
-                f"importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
+        _check_importance(self.importance)
         _check_int("fallback_activation_scale", self.fallback_activation_scale)
         check_ratio("base_ratio", self.base_ratio)
         check_ratio("r_max", self.r_max)
@@ -86,14 +101,7 @@ class NovaConfig:
 
     def activation_bounds(self, num_scales: int) -> Tuple[int, int]:
         """(min_activation_scale, fallback scale) resolved for a model with num_scales scales."""
-        fallback = resolve_scale_index("fallback_activation_scale", self.fallback_activation_scale, num_scales)
-        require(self.min_activation_scale < num_scales,
-                f"min_activation_scale={self.min_activation_scale} is beyond the model's {num_scales} scales "
-                f"(valid: 0..{num_scales - 1})")
-        require(self.min_activation_scale <= fallback,
-                f"min_activation_scale={self.min_activation_scale} must be <= the fallback activation scale "
-                f"({self.fallback_activation_scale} -> {fallback} for {num_scales} scales)")
-        return self.min_activation_scale, fallback
+        return _activation_bounds(self, num_scales)
 
     def validate_for(self, num_scales: int, depth: int) -> None:
         self.activation_bounds(num_scales)
@@ -139,12 +147,11 @@ class NovaSummaryConfig:
                 f"ratio_reading must be one of {', '.join(RATIO_READINGS)}, got {self.ratio_reading!r}")
         check_ratio("r_max", self.r_max)
         require(isinstance(self.layer_linkage, bool), f"layer_linkage must be true or false, got {self.layer_linkage!r}")
-        require(self.importance in IMPORTANCES,
-                f"importance must be one of {', '.join(IMPORTANCES)}, got {self.importance!r}")
+        _check_importance(self.importance)
         check_mode(self.upsample_mode, "upsample_mode")
 
     def activation_bounds(self, num_scales: int) -> Tuple[int, int]:
-        return NovaConfig.activation_bounds(self, num_scales)
+        return _activation_bounds(self, num_scales)
 
     def validate_for(self, num_scales: int, depth: int) -> None:
         self.activation_bounds(num_scales)
