@@ -98,7 +98,7 @@ def train_reference(out_dir: Path, recipe: Recipe, seed: int = 0) -> dict:
             var = train_var(preset.var, vae, tokens, out_dir, seed=seed, steps=r.var_steps, batch=r.var_batch,
                             lr=r.var_lr, compile_step=r.var_compile, attention=r.var_attention,
                             deterministic=r.var_deterministic, prefix_scales=r.var_prefix_scales,
-                            full_every=r.var_full_every,
+                            full_every=r.var_full_every, bf16_autocast=r.var_bf16_autocast,
                             threads_at_step=lambda step: var_threads if step < r.var_all_threads_from else threads)
             save_safetensors(var, preset.var, "var", out_dir / "var.safetensors")
             timings["var_s"] = round(time.time() - t, 1)
@@ -129,6 +129,7 @@ def train_reference(out_dir: Path, recipe: Recipe, seed: int = 0) -> dict:
                    "decoder_lr": r.decoder_lr, "threads": threads, "var_compiled": r.var_compile,
                    "var_all_threads_from": r.var_all_threads_from, "var_deterministic": r.var_deterministic,
                    "var_prefix_scales": r.var_prefix_scales, "var_full_every": r.var_full_every,
+                   "var_bf16_autocast": r.var_bf16_autocast,
                    "decoder_beside": list(BESIDE_DECODER) if decoder_beside else [],
                    "data_fingerprint": data_fingerprint(preset.vae.image_size), **timings,
                    "stages_found_complete": [st for st in STAGES if complete[st]],

@@ -115,3 +115,15 @@ def test_prefix_steps_train_the_first_scales_exactly_and_log_which_ran(tmp_path)
     assert logged == [2, len(PRESET.var.patch_nums), 2, len(PRESET.var.patch_nums)]
     with pytest.raises(InvalidArgument, match="prefix_scales must be in 1..4, got 5"):
         train_var(PRESET.var, vae, tokens, tmp_path / "x", seed=0, steps=1, prefix_scales=5)
+
+
+def test_bf16_autocast_trains_float32_weights_along_a_path_close_to_float32s(tokens_file, tmp_path):
+    """Under bf16 autocast the model, its optimizer and the loss stay float32; the steps differ from
+    float32's only by bfloat16's rounding, not by a different training."""
+    plain, plain_log = _train(tokens_file, tmp_path / "fp32", steps=3)
+    mixed, mixed_log = _train(tokens_file, tmp_path / "bf16", steps=3, bf16_autocast=True)
+    assert all(p.dtype == torch.float32 for p in mixed.parameters())
+    differs = [not torch.equal(a, b) for a, b in zip(plain.parameters(), mixed.parameters())]
+    assert any(differs)
+    for a, b in zip(plain_log, mixed_log):
+        assert a["loss"] == pytest.approx(b["loss"], rel=2e-2)
