@@ -18,13 +18,14 @@ quality"), written before the sweep ran.
 import argparse
 import json
 import os
+import sys
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
 
-from nova_deploy.atomic_write import write_json_atomic
+from nova_deploy.atomic_write import write_json_atomic, write_text_atomic
 from nova_deploy.eval.evaluate import EvalCache, evaluate
 from nova_deploy.machine import cpu_name
 from nova_deploy.model_source import BUNDLED_MODELS, DEFAULT_MODEL, resolve_models
@@ -32,6 +33,9 @@ from nova_deploy.nova.config import FastVARConfig, FixedConfig, NovaConfig, Nova
 from nova_deploy.nova.model_defaults import DEFAULT_FILE
 from nova_deploy.nova.policy import Policy
 from nova_deploy.sampling import SamplingParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_report import dense_spread, report  # noqa: E402
 
 
 DENSE_SEED_STEP = 1_000_000  # seed sets far apart: no sample is shared between them
@@ -194,7 +198,9 @@ def main():
             "generated_on": backend, "model": src.description, "dense_fid_spread": dense_spread(rows)}
     choice = choose_default(rows)
     print(json.dumps({"default_choice": choice}), flush=True)
-    write_json_atomic(out / "sweep.json", {"meta": meta, "rows": rows, "default_choice": choice})
+    sweep = {"meta": meta, "rows": rows, "default_choice": choice}
+    write_json_atomic(out / "sweep.json", sweep)
+    write_text_atomic(out / "table.md", report(sweep))
     plot(rows, out / "sweep.png", f"{src.description}, {args.samples} samples per row, generated on {backend}")
     if args.write_default and choice["chosen"] is not None:
         print(f"wrote {write_default(choice, args.model, out / 'sweep.json')}")
