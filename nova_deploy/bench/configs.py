@@ -50,14 +50,15 @@ class Config:
 
 def split_list(values: Sequence[str]) -> List[str]:
     """Repeatable, comma-separated CLI values -> one flat list without duplicates, order kept.
-    `fixed:` ratios contain commas, so a part that parses as a number continues the previous item."""
+    Policy texts contain commas (`fixed:0,0.2`, `nova:base_ratio=0.2,r_max=0.5`), so after an item with
+    a colon, a part that parses as a number or reads FIELD=VALUE continues that item."""
     out: List[str] = []
     for value in values:
         for part in value.split(","):
             part = part.strip()
             if not part:
                 continue
-            if out and out[-1].startswith("fixed:") and _is_number(part):
+            if out and ":" in out[-1] and (_is_number(part) or ("=" in part and ":" not in part)):
                 out[-1] += "," + part
             else:
                 out.append(part)

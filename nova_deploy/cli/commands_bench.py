@@ -7,6 +7,7 @@ import click
 
 from nova_deploy.cli.options import DEVICE, SEED, THREADS, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.nova.policy import valid_forms
 
 DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none,nova,fastvar", ("1", "8")
 
@@ -24,7 +25,7 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
                    "(the reference sampler under torch.compile, needs a C++ compiler on a CPU; compiles before "
                    "the warm-up, minutes on 2 cores). A runner that cannot run here is named and skipped.")
 @click.option("--policies", "policies", multiple=True, default=(DEFAULT_POLICIES,), show_default=True,
-              help="Comma-separated or repeated: none | nova | fastvar | fixed:R0,R1,... | fixed:nova-ref "
+              help=f"Comma-separated or repeated: {valid_forms()}, fixed:nova-ref "
                    "(the ratios NOVA's default config chooses on the reference model).")
 @click.option("--batch", "batches", multiple=True, default=DEFAULT_BATCHES, show_default=True,
               help="Images per call; repeat or comma-separate for several.")

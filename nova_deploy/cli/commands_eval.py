@@ -20,7 +20,7 @@ from nova_deploy.eval.report import eval_png, eval_record, format_per_class, for
 from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.model_source import resolve_models
 from nova_deploy.nova.model_defaults import resolve_policy_text
-from nova_deploy.nova.policy import parse_policy
+from nova_deploy.nova.policy import parse_policy, valid_forms
 from nova_deploy.sampling import SamplingParams
 from nova_deploy.train import recipe
 
@@ -40,7 +40,8 @@ def _writable_dir_for(path: str) -> None:
 @click.command("eval")
 @model_options
 @click.option("--policy", "policies", multiple=True, default=("none",), show_default=True,
-              help="Policy to evaluate (repeatable): none | nova | fastvar | fixed:R0,R1,...")
+              help=f"Policy to evaluate (repeatable): {valid_forms()}; plain nova on a bundled model runs the "
+                   "configuration its sweep chose.")
 @click.option("--samples", type=int, default=1000, show_default=True, help="Generated (and real) images per policy.")
 @click.option("--batch", type=int, default=50, show_default=True)
 @click.option("--seed", type=SEED, default=0, show_default=True)

@@ -14,7 +14,7 @@ from nova_deploy.cli.options import (CHECKPOINT_FILE, OUTPUT_FILE, SEED, expect_
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
 from nova_deploy.nova.model_defaults import resolve_policy_text
-from nova_deploy.nova.policy import parse_policy
+from nova_deploy.nova.policy import parse_policy, valid_forms
 from nova_deploy.nova.plot import plot_trace
 from nova_deploy.model_source import resolve_models
 from nova_deploy.generation.inputs import resolve_labels
@@ -69,7 +69,8 @@ def convert_checkpoint_cmd(src, dst):
 @click.option("--top-p", type=float, default=0.0, show_default=True, help="0: no nucleus filter.")
 @click.option("--more-smooth", is_flag=True, help="Gumbel-smoothed tokens (visual only).")
 @click.option("--policy", "policy_text", default="none", show_default=True,
-              help="Token pruning: none | nova | fastvar | fixed:R0,R1,... (one ratio per scale).")
+              help=f"Token pruning: {valid_forms()} (fixed: one ratio per scale); plain nova on a bundled model "
+                   "runs the configuration its sweep chose.")
 @click.option("--trace", "trace_path", type=OUTPUT_FILE, default=None,
               help="Write per-image decisions (entropy curve, activation, ratios, kept tokens, FLOPs) as JSON.")
 @click.option("--plot", "plot_path", type=OUTPUT_FILE, default=None,

@@ -47,6 +47,8 @@ def test_stat_and_ratio():
 
 def test_lists_parse_commas_and_keep_fixed_ratios_whole():
     assert split_list(["none,nova", "fixed:0,0,0.2,0.4", "fastvar"]) == ["none", "nova", "fixed:0,0,0.2,0.4", "fastvar"]
+    assert split_list(["none,nova:base_ratio=0.2,r_max=0.5,fastvar:ratios=0.4/0.5,fixed:0,0.3"]) == [
+        "none", "nova:base_ratio=0.2,r_max=0.5", "fastvar:ratios=0.4/0.5", "fixed:0,0.3"]
     assert parse_policies(["none,fixed:0,0.5," + NOVA_FIXED]) == ["none", "fixed:0,0.5", NOVA_FIXED]
     assert parse_runners(["torch,onnxruntime-prepack"]) == ["torch", "onnxruntime-prepack"]
     assert parse_batches(["8,1", "8"], max_batch=8) == [1, 8]
