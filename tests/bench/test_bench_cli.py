@@ -66,10 +66,12 @@ def test_memory_probe_measures_its_own_process(bench_run):
 def test_targets_name_what_was_not_measured(bench_run):
     out, _, _ = bench_run
     targets = {t["name"]: t for t in json.loads((out / "small.json").read_text())["targets"]}
-    t = targets["ONNX Runtime dense >= 1.8x PyTorch eager dense, end to end, batch 1"]
+    t = targets["NOVA realised transformer speedup / FLOP reduction >= 0.9, torch, batch 1"]
     assert t["status"] == "NOT MEASURED" and t["measured"] is None  # no torch runner in this run
-    t = targets["NOVA on ONNX Runtime >= 3x the PyTorch reference sampler (dense), end to end, batch 1"]
-    assert t["status"] in ("PASS", "MISS") and t["measured"] > 0
+    t = targets["NOVA (nova) on the deployed path (fastest backend) >= 2.5x the official algorithm, end to end, batch 1"]
+    assert t["status"] in ("PASS", "MISS") and t["measured"] > 0 and "onnxruntime nova b1" in t["detail"]
+    t = targets["resident memory <= 1.3x the weight bytes, onnxruntime none b1"]
+    assert t["status"] in ("PASS", "MISS") and t["measured"] > 0 and "MB of weights" in t["detail"]
     data2 = json.loads((out / "small2.json").read_text())
     assert [c["label"] for c in data2["configurations"]] == ["onnxruntime none b2"]
 
