@@ -55,7 +55,7 @@ def refuse(message: str):
 # what each stage's result depends on, beside the seed, thread count and data every stage shares
 STAGE_RECIPE = {"vqvae": ("vqvae_steps",), "encode": ("vqvae_steps", "n_encode"),
                 "var": ("vqvae_steps", "n_encode", "var_steps", "var_lr", "var_compiled", "var_all_threads_from",
-                        "var_deterministic", "var_prefix_scales", "var_full_every"),
+                        "var_deterministic", "var_prefix_scales", "var_full_every", "var_bf16_autocast"),
                 "decoder": ("vqvae_steps", "decoder_steps", "decoder_lr")}
 
 
@@ -95,6 +95,8 @@ def var_and_decoder_threads(summary: dict, beside: bool) -> tuple:
     if summary.get("var_prefix_scales"):
         var_how += (f"; every {summary['var_full_every']}th step on the whole pyramid, the others on its first "
                     f"{summary['var_prefix_scales']} scales")
+    if summary.get("var_bf16_autocast"):
+        var_how += "; the forward under bfloat16 autocast (weights, optimizer and loss in float32)"
     if summary.get("var_deterministic"):
         var_how += ", on torch's deterministic kernels"
     if not beside:
