@@ -51,17 +51,18 @@ RECIPES: Dict[str, Recipe] = {
     "nova-ref": Recipe(preset="nova-ref", vqvae_steps=5000, var_steps=8000, var_lr=1.5e-3, var_batch=32,
                        var_all_threads_from=2100, var_compile=True, var_attention="math",
                        encode_images=40000, decoder_steps=6000, decoder_lr=1e-3),
-    # budget 150 minutes at 680 tokens a pyramid. A full VAR step of 32 costs 4.3-4.8 s on two threads
-    # over a long float32 run and 2.6 s under bf16 autocast (probe); a step on the first 7 scales
-    # (155 tokens) 0.40 s under autocast: two prefix steps to one full one let the scales that decide
-    # the layout see 3x the pyramids of the last three for about 1.2 s a step on average. Neither
-    # torch.compile nor the math kernel was cheaper at 680 tokens. The joint VQVAE step costs 0.31 s,
-    # a decoder refinement step 0.42 s on one thread (2500 of them last about the VAR's first 400
-    # one-thread steps). The card's notes give the probes and each run
-    "nova-ref-16": Recipe(preset="nova-ref-16", vqvae_steps=3500, var_steps=4500, var_lr=1.5e-3, var_batch=32,
+    # budget 150 minutes at 680 tokens a pyramid. A full VAR step of 32 costs about 3.2 s on two threads
+    # over a long run under bf16 autocast, a step on the first 7 scales (155 tokens) about 0.5 s.
+    # With the first 7 scales forced from real pyramids the model's samples are all recognised; its
+    # misses come from those scales, so four prefix steps to one full one give them the most
+    # pyramids the budget allows (about 1.0 s a step). Neither torch.compile nor the math kernel was
+    # cheaper at 680 tokens. The joint VQVAE step costs 0.31 s, a decoder refinement step 0.42 s on
+    # one thread (2500 of them last about the VAR's first 400 one-thread steps). The card's notes
+    # give the probes and each run
+    "nova-ref-16": Recipe(preset="nova-ref-16", vqvae_steps=3500, var_steps=5600, var_lr=1.5e-3, var_batch=32,
                           var_all_threads_from=400, var_compile=False, var_attention="flash",
                           encode_images=30000, decoder_steps=2500, decoder_lr=1e-3,
-                          var_prefix_scales=7, var_full_every=3, var_bf16_autocast=True),
+                          var_prefix_scales=7, var_full_every=5, var_bf16_autocast=True),
 }
 DEFAULT_MODEL = "nova-ref"
 
