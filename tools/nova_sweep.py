@@ -35,7 +35,7 @@ from nova_deploy.nova.policy import Policy
 from nova_deploy.sampling import SamplingParams
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_report import dense_spread, report  # noqa: E402
+from sweep_report import FAMILIES, NOVA_FAMILIES, dense_spread, family_of, report  # noqa: E402
 
 
 DENSE_SEED_STEP = 1_000_000  # seed sets far apart: no sample is shared between them
@@ -73,7 +73,6 @@ def configs(K: int, dense_seeds: int = 1):
 # FLOP reduction whose FID_feat is at most FID_FACTOR x dense's and whose accuracy is at most
 # ACCURACY_POINTS below dense's (dense: the seed-0 set, the seeds every row shares).
 FID_FACTOR, ACCURACY_POINTS = 1.25, 0.01
-NOVA_FAMILIES = ("nova b", "nova-dist", "summary")
 
 
 def choose_default(rows) -> dict:
@@ -84,7 +83,7 @@ def choose_default(rows) -> dict:
         return {"chosen": None, "why": "needs the seed-0 dense row"}
     fid_limit = FID_FACTOR * dense["fid_feat"]
     acc_limit = dense["classifier_accuracy"] - ACCURACY_POINTS
-    nova = [r for r in rows if r["name"].startswith(NOVA_FAMILIES) and r["flop_reduction"] > 1.0]
+    nova = [r for r in rows if family_of(r["name"]) in NOVA_FAMILIES and r["flop_reduction"] > 1.0]
     ok = [r for r in nova if r["fid_feat"] <= fid_limit and r["classifier_accuracy"] >= acc_limit]
     best = max(ok, key=lambda r: r["flop_reduction"], default=None)
     least = min(nova, key=lambda r: r["flop_reduction"], default=None)
@@ -109,14 +108,8 @@ def write_default(choice: dict, model: str, sweep_json: Path) -> Path:
     return path
 
 
-def dense_spread(rows) -> float:
-    """Standard deviation of FID_feat over the dense seed sets: the error bar of every row."""
-    fids = torch.tensor([r["fid_feat"] for r in rows if r["name"].startswith("dense")], dtype=torch.float64)
-    return float(fids.std()) if fids.numel() >= 2 else 0.0
-
-
-FAMILIES = (("nova b", "o"), ("nova-dist", "^"), ("summary keep-", "v"), ("summary keep+", "<"),
-            ("summary prune-", ">"), ("summary prune+", "D"), ("fastvar", "s"), ("fixed", "x"), ("dense", "*"))
+MARKERS = {"nova b": "o", "nova-dist": "^", "summary keep-": "v", "summary keep+": "<", "summary prune-": ">",
+           "summary prune+": "D", "summary-dist": "P", "fastvar": "s", "fixed": "x", "dense": "*"}
 
 
 def plot(rows, path: Path, title: str):
@@ -127,8 +120,9 @@ def plot(rows, path: Path, title: str):
     fig = Figure(figsize=(20, 4.5))
     axes = fig.subplots(1, 4)
     spread = dense_spread(rows)
-    for family, marker in FAMILIES:
-        sel = sorted((r for r in rows if r["name"].startswith(family)), key=lambda r: r["flop_reduction"])
+    for family in FAMILIES:
+        marker = MARKERS[family]
+        sel = sorted((r for r in rows if family_of(r["name"]) == family), key=lambda r: r["flop_reduction"])
         if not sel:
             continue
         x = [r["flop_reduction"] for r in sel]

@@ -19,6 +19,7 @@ from nova_deploy.atomic_write import write_text_atomic
 
 NOVA_FAMILIES = ("nova b", "nova-dist", "summary keep-", "summary keep+", "summary prune-", "summary prune+",
                  "summary-dist")
+FAMILIES = NOVA_FAMILIES + ("fastvar", "fixed", "dense")  # every row's name starts with one of them
 Point = Tuple[float, float]  # (FLOP reduction, FID_feat)
 
 
@@ -28,8 +29,8 @@ def dense_spread(rows) -> float:
     return float(fids.std()) if fids.numel() >= 2 else 0.0
 
 
-def family(name: str) -> str:
-    for f in NOVA_FAMILIES + ("fastvar", "fixed", "dense"):
+def family_of(name: str) -> str:
+    for f in FAMILIES:
         if name.startswith(f):
             return f
     return name
@@ -62,13 +63,13 @@ def rows_table(rows) -> str:
 
 
 def versus_fastvar_table(rows) -> str:
-    fronts = {f: pareto_front([(r["flop_reduction"], r["fid_feat"]) for r in rows if family(r["name"]) == f])
+    fronts = {f: pareto_front([(r["flop_reduction"], r["fid_feat"]) for r in rows if family_of(r["name"]) == f])
               for f in NOVA_FAMILIES}
     names = [f for f in fronts if fronts[f]]
     out = ["| FastVAR row | FLOP reduction | FastVAR FID_feat | " + " | ".join(names) + " | any NOVA |",
            "| --- | --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
     for r in rows:
-        if family(r["name"]) != "fastvar":
+        if family_of(r["name"]) != "fastvar":
             continue
         fids = [fid_at(fronts[f], r["flop_reduction"]) for f in names]
         measured = [fid for fid in fids if fid is not None]
