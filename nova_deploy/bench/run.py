@@ -101,6 +101,7 @@ class BenchResult:
     load_average: Dict[str, List[float]] = field(default_factory=dict)
     skipped: Dict[str, str] = field(default_factory=dict)  # runner -> why it could not run here
     compile: Dict[str, dict] = field(default_factory=dict)  # runner -> its compile_info()
+    weight_bytes: Optional[int] = None  # the export's raw weight bytes (VAR and VQVAE), from its manifest
 
     def find(self, runner: str, policy: str, batch: int) -> Optional[ConfigResult]:
         return next((r for r in self.results if r.config == Config(runner, policy, batch)), None)
@@ -236,6 +237,7 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
     out = list(results.values())
     summarise(out)
     return BenchResult(options=opt, export_dir=str(export.path), model=export.description,
+                       weight_bytes=export.manifest.get("weights", {}).get("raw_weight_bytes"),
                        is_reference_model=reference_model, num_scales=spec.num_scales, order=order, results=out,
                        nova_ratios=ratios, quality=quality, seconds=time.perf_counter() - t_start,
                        load_average=loads, skipped=skipped, compile=compile_info)

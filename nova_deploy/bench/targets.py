@@ -7,9 +7,7 @@ model (issue 26 sets them on d16 with random weights) they are end-to-end speed 
 algorithm, memory against the weight bytes, and how much of NOVA's FLOP cut becomes wall time.
 Every target is reported, measured or not; a MISS says what limits it, from the measured figures.
 """
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import List, Optional
 
 from nova_deploy.bench.configs import NOVA_FIXED, REFERENCE, RUNTIME_RUNNERS
@@ -51,14 +49,6 @@ def deployed(result, policy: Optional[str], batch: int):
     return sorted(found, key=lambda r: r.s_per_image)
 
 
-def weight_bytes(export_dir) -> Optional[int]:
-    """The export's raw weight bytes (VAR and VQVAE), from its manifest."""
-    try:
-        return int(json.loads((Path(export_dir) / "manifest.json").read_text())["weights"]["raw_weight_bytes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def _split(r) -> str:
     s = r.stats
     return (f"transformer {s['transformer_s'].median:.3f} s, decoder {s['decoder_s'].median:.3f} s, outside "
@@ -90,10 +80,10 @@ def _end_to_end_targets(result) -> List[Target]:
                 t.limit += f"; FLOP reduction {best.flop_reduction:.2f}x"
         out.append(t)
 
-    weights = weight_bytes(result.export_dir)
+    weights = result.weight_bytes
     for r in deployed(result, "none", 1):
         t = Target(f"resident memory <= {MEMORY_FACTOR}x the weight bytes, {r.config.label}", MEMORY_FACTOR, False,
-                   None, "needs --memory and the export's manifest")
+                   None, "needs --memory and the manifest's weights.raw_weight_bytes")
         if r.memory is not None and weights:
             t.measured = r.memory.growth_mb * 2 ** 20 / weights
             t.detail = (f"RSS growth {r.memory.growth_mb:.0f} MB (peak {r.memory.peak_rss_mb:.0f} MB) against "
@@ -130,7 +120,7 @@ def _orchestration_targets(result, outside_limit: float, nova_transformer: bool)
                           "sampling, CFG, NOVA's entropy and decisions, K/V appends and feeds run between the "
                           "graph calls"))
     if nova_transformer and nova:
-        for runner in result.options.runners:
+        for runner in (r for r in result.options.runners if r in RUNTIME_RUNNERS):
             dense, pruned = result.find(runner, "none", 1), result.find(runner, nova, 1)
             t = Target(f"NOVA's transformer phase no slower than dense, {runner}, batch 1", 1.0, True, None,
                        f"needs {runner} with policies none and {nova} at batch 1")

@@ -153,12 +153,11 @@ def test_large_model_targets_pass_and_miss_from_the_measured_ratios():
     assert targets["resident memory <= 1.3x the weight bytes, onnxruntime none b1"].status == "NOT MEASURED"
 
 
-def test_memory_target_reads_the_weight_bytes_from_the_exports_manifest(tmp_path):
+def test_memory_target_compares_rss_growth_with_the_exports_weight_bytes():
     from nova_deploy.bench.memory import Memory
 
-    (tmp_path / "manifest.json").write_text(json.dumps({"weights": {"raw_weight_bytes": 100 * 2 ** 20}}))
     result = _result()
-    result.export_dir = str(tmp_path)
+    result.weight_bytes = 100 * 2 ** 20
     result.find("onnxruntime", "none", 1).memory = Memory(peak_rss_mb=400.0, baseline_rss_mb=280.0, growth_mb=120.0)
     result.find("torch", "none", 1).memory = Memory(peak_rss_mb=500.0, baseline_rss_mb=280.0, growth_mb=220.0)
     targets = {t.name: t for t in evaluate_targets(result)}
@@ -286,3 +285,11 @@ def test_a_runner_that_cannot_run_is_named_in_one_line_and_the_others_run(monkey
         "skipped runner torch-compile: runner torch-compile: torch.compile failed: a second line"]
     with pytest.raises(BackendUnavailable, match="no runner can run here: tensorrt: the tensorrt backend runs"):
         open_runners(build_configs(["tensorrt"], ["none"], [1], False), None, opt, {"none": Policy()}, lines.append)
+
+
+def test_the_peer_gets_no_target_of_the_deployed_path():
+    result = _peer_result()
+    result.is_reference_model = True
+    names = [t.name for t in evaluate_targets(result)]
+    assert "NOVA's transformer phase no slower than dense, onnxruntime, batch 1" in names
+    assert not any(TORCH_COMPILE in n for n in names)
