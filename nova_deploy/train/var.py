@@ -120,7 +120,7 @@ def _train_var(cfg, vae, tokens_path, out_dir, seed, steps, batch, lr, weight_de
         target_BL = torch.cat(gt_ms, dim=1)
         full = prefix_scales is None or step % full_every == full_every - 1
         if not full:
-            L = sum(pn * pn for pn in cfg.patch_nums[:prefix_scales])
+            L = var.begin_ends[prefix_scales - 1][1]
             x_in, target_BL = x_in[:, :L - var.first_l], target_BL[:, :L]
         with sdpa_kernel(sdpa_backend):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16_autocast):
