@@ -47,9 +47,9 @@ def test_a_bundled_model_has_its_card_and_a_default_from_its_own_sweep(name):
     assert (model.directory / "MODEL_CARD.md").is_file()
     default = load_nova_default(name)
     assert default is not None, f"{name} ships without {DEFAULT_FILE}"
-    written = json.loads((model.directory / DEFAULT_FILE).read_text())
-    sweep = json.loads((REPO / written["sweep"]).read_text())
-    assert written["sweep"] == f"docs/nova_sweep/{name}/sweep.json"
-    row = next(r for r in sweep["rows"] if r["name"] == written["row"])
+    assert default.sweep == f"docs/nova_sweep/{name}/sweep.json"
+    sweep = json.loads((REPO / default.sweep).read_text())
+    chosen_row = json.loads((model.directory / DEFAULT_FILE).read_text())["row"]  # NovaDefault keeps no row name
+    row = next(r for r in sweep["rows"] if r["name"] == chosen_row)
     assert row["policy_text"] == default.policy.to_text()
     assert row["flop_reduction"] == pytest.approx(default.flop_reduction)
