@@ -48,10 +48,10 @@ def peak_rss_mb() -> float:
 
 
 def probe(export_dir, runner: str, policy_text: str, batch: int, device: str, threads: Optional[int],
-          seed: int, cfg: float, top_k: int, top_p: float, timeout_s: float = 900) -> Memory:
+          seed: int, params, timeout_s: float = 900) -> Memory:
     """Run one configuration in a subprocess and read its memory figures."""
     args = [sys.executable, "-m", "nova_deploy.bench.memory", str(export_dir), runner, policy_text, str(batch),
-            device, str(threads or 0), str(seed), str(cfg), str(top_k), str(top_p)]
+            device, str(threads or 0), str(seed), str(params.cfg), str(params.top_k), str(params.top_p), params.draw]
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -64,7 +64,7 @@ def probe(export_dir, runner: str, policy_text: str, batch: int, device: str, th
 
 
 def _main(argv) -> None:
-    export_dir, runner, policy_text, batch, device, threads, seed, cfg, top_k, top_p = argv
+    export_dir, runner, policy_text, batch, device, threads, seed, cfg, top_k, top_p, draw = argv
     import torch
 
     from nova_deploy.bench.runner_by_name import open_runner
@@ -76,7 +76,7 @@ def _main(argv) -> None:
     if threads:
         torch.set_num_threads(threads)
     export = open_export(export_dir, verify_hashes=False)  # the parent process verified them
-    params = SamplingParams(cfg=float(cfg), top_k=int(top_k), top_p=float(top_p))
+    params = SamplingParams(cfg=float(cfg), top_k=int(top_k), top_p=float(top_p), draw=draw)
     policy = parse_policy(policy_text)
     baseline = current_rss_mb()
     cuda = device.startswith("cuda")

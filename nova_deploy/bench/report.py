@@ -105,7 +105,7 @@ def to_json(result, targets: List[Target], command: str, mach: dict) -> dict:
             "reference_model": result.is_reference_model, "num_scales": result.num_scales,
             "options": {"runners": o.runners, "policies": o.policies, "batches": o.batches, "reference": o.reference,
                         "warmup": o.warmup, "repeat": o.repeat, "seed": o.seed, "cfg": o.params.cfg,
-                        "top_k": o.params.top_k, "top_p": o.params.top_p, "threads": o.threads, "device": o.device,
+                        "top_k": o.params.top_k, "top_p": o.params.top_p, "draw": o.params.draw, "threads": o.threads, "device": o.device,
                         "memory": o.memory, "quality_samples": o.quality_samples},
             "seconds": result.seconds, "load_average": result.load_average, "timed_order": result.order,
             "configurations": [r.to_json() for r in result.results],
@@ -136,7 +136,8 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
           f"{result.load_average.get('after_timing')}", "",
           "## Setup", "",
           f"- export `{result.export_dir}`, {result.num_scales} scales; batches {o.batches}; CFG {o.params.cfg}, "
-          f"top-k {o.params.top_k}, top-p {o.params.top_p}, seed {o.seed} (the same work every run)",
+          f"top-k {o.params.top_k}, top-p {o.params.top_p}, seed {o.seed} (the same work every run); deployed runners "
+          f"draw tokens `{o.params.draw}`, the reference sampler and torch-compile the official way",
           f"- {o.warmup} warm-up round(s), then {o.repeat} timed rounds, each running every configuration once "
           f"(round-robin, each round starting one configuration later); figures are the median over rounds, "
           f"`min` the fastest",

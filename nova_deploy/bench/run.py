@@ -231,7 +231,7 @@ def _run_bench(export_dir, opt: BenchOptions, log: Callable[[str], None]) -> Ben
             if opt.memory == "dense" and c.policy != "none":
                 continue
             results[c].memory = probe(export.path, c.runner, results[c].policy_resolved, c.batch, opt.device,
-                                      opt.threads, opt.seed, opt.params.cfg, opt.params.top_k, opt.params.top_p)
+                                      opt.threads, opt.seed, opt.params)
             log(f"memory {c.label}: peak RSS {results[c].memory.peak_rss_mb:.0f} MB")
     loads["end"] = load_average()
     out = list(results.values())

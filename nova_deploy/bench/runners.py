@@ -2,13 +2,14 @@
 
 RuntimeRunner runs the export's graphs with a runtime backend (Pipeline); its breakdown comes from
 the pipeline's own timing (per graph call, and the rest: sampling, CFG, NOVA's decisions, feeds).
-ReferenceRunner runs `nova_deploy.sampler.generate` on the PyTorch model the export came from; its
+ReferenceRunner runs `nova_deploy.sampler.generate` on the PyTorch model the export came from (the
+official code's draw whatever the deployed runners draw: it stands for the official code); its
 breakdown times the model's scale steps (the transformer, head included, as in the scale graphs)
 and the VQVAE decoder by wrapping those two methods on its own private model instance.
 CompiledRunner (compiled_runner) is the reference sampler with those two methods under torch.compile.
 """
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -16,7 +17,7 @@ import torch
 from nova_deploy.bench.configs import REFERENCE, RUNTIME_RUNNERS
 from nova_deploy.flops import dense_kept, transformer_flops
 from nova_deploy.nova.policy import Policy
-from nova_deploy.sampling import SamplingParams
+from nova_deploy.sampling import OFFICIAL_DRAW, SamplingParams
 
 
 @dataclass
@@ -77,7 +78,7 @@ class RuntimeRunner(Runner):
         labels = labels if labels is not None else labels_for(batch, self.num_classes)
         t0 = time.perf_counter()
         r = self.pipe.generate(labels, seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,
-                               more_smooth=params.more_smooth, policy=policy, want_trace=policy.name != "none")
+                               more_smooth=params.more_smooth, draw=params.draw, policy=policy, want_trace=policy.name != "none")
         wall = time.perf_counter() - t0
         g = r.timing.per_graph_s
         per_scale = [g.get(self.pipe.spec.scale_graph(si).name, 0.0) for si in range(len(self.patch_nums))]
@@ -141,7 +142,8 @@ class ReferenceRunner(Runner):
         self.scale_step.reset()
         self.decode.reset()
         t0 = time.perf_counter()
-        r = generate(self.var, batch, torch.tensor(labels), g_seed=seed, params=params, policy=policy,
+        r = generate(self.var, batch, torch.tensor(labels), g_seed=seed, params=replace(params, draw=OFFICIAL_DRAW),
+                     policy=policy,
                      want_trace=policy.name != "none")
         self.decode.sync()  # the images are ready
         wall = time.perf_counter() - t0

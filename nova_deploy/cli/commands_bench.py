@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from nova_deploy.cli.options import DEVICE, SEED, THREADS, model_options, threads_help
+from nova_deploy.cli.options import DEVICE, SEED, THREADS, draw_option, model_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.nova.policy import valid_forms
 
@@ -37,6 +37,7 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
 @click.option("--cfg", type=float, default=1.5, show_default=True)
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--top-p", type=float, default=0.0, show_default=True)
+@draw_option
 @click.option("--threads", type=THREADS, default=None, help=threads_help("CPU threads for every runner (default: all cores)"))
 @click.option("--device", type=DEVICE, default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--memory", type=click.Choice(["all", "dense", "off"]), default="all", show_default=True,
@@ -50,7 +51,7 @@ DEFAULT_BACKENDS, DEFAULT_POLICIES, DEFAULT_BATCHES = "torch,onnxruntime", "none
 @click.option("--name", default=None, help="File name stem of the report (default: from the model).")
 @click.option("--note", default="", help="A line put at the top of the Markdown report.")
 def bench_cmd(engines_dir, var_path, vae_path, preset, model, random_weights, backends, policies, batches, repeat, warmup,
-              reference, seed, cfg, top_k, top_p, threads, device, memory, quality_samples, nova_samples, out_dir,
+              reference, seed, cfg, top_k, top_p, draw, threads, device, memory, quality_samples, nova_samples, out_dir,
               name, note):
     """Benchmark backends x pruning policies x batch sizes side by side: warm-up, then timed runs
     interleaved round-robin across configurations; images/s, latency per scale, transformer vs
@@ -69,7 +70,7 @@ def bench_cmd(engines_dir, var_path, vae_path, preset, model, random_weights, ba
             raise InvalidArgument(f"{opt} must be >= {low}, got {value}")
     if not Path(out_dir).is_dir():
         raise InvalidArgument(f"output directory {out_dir} does not exist")
-    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
+    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, draw=draw)
     wanted = parse_batches(batches, max_batch=10 ** 6)
     export_dir, default_name = _export_to_bench(engines_dir, var_path, vae_path, preset, model, random_weights, max(wanted))
     from nova_deploy.export.manifest import open_export
@@ -136,7 +137,7 @@ def _command(export_dir, opt, out_dir, name, note) -> str:
             "--policies", ",".join(opt.policies), "--batch", ",".join(map(str, opt.batches)),
             "--repeat", str(opt.repeat), "--warmup", str(opt.warmup),
             "--reference" if opt.reference else "--no-reference", "--seed", str(opt.seed),
-            "--cfg", f"{opt.params.cfg:g}", "--top-k", str(opt.params.top_k), "--top-p", f"{opt.params.top_p:g}",
+            "--cfg", f"{opt.params.cfg:g}", "--top-k", str(opt.params.top_k), "--top-p", f"{opt.params.top_p:g}", "--draw", opt.params.draw,
             "--threads", str(opt.threads), "--device", opt.device, "--memory", opt.memory,
             "--quality-samples", str(opt.quality_samples), "--nova-samples", str(opt.nova_samples),
             "--out", str(out_dir), "--name", name]

@@ -10,7 +10,7 @@ import torch
 from tqdm import tqdm
 
 from nova_deploy.bounds import check_top_k
-from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, model_options, runtime_options, threads_help
+from nova_deploy.cli.options import OUTPUT_FILE, SEED, THREADS, draw_option, model_options, runtime_options, threads_help
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.eval.classifier import load_classifier
 from nova_deploy.eval.sources import SamplerSource
@@ -48,16 +48,17 @@ def _writable_dir_for(path: str) -> None:
 @click.option("--cfg", type=float, default=1.5, show_default=True)
 @click.option("--top-k", type=int, default=0, show_default=True)
 @click.option("--top-p", type=float, default=0.0, show_default=True)
+@draw_option
 @click.option("--json", "json_path", type=OUTPUT_FILE, default="eval.json", show_default=True)
 @click.option("--png", "png_path", type=OUTPUT_FILE, default="eval.png", show_default=True)
 @runtime_options("Score an export directory run by the runtime (at its precision, on --backend) instead of "
                  "the PyTorch sampler; fidelity is then measured against the sampler's dense fp32 images.")
-def eval_cmd(var_path, vae_path, preset, model, policies, samples, batch, seed, cfg, top_k, top_p, json_path, png_path,
+def eval_cmd(var_path, vae_path, preset, model, policies, samples, batch, seed, cfg, top_k, top_p, draw, json_path, png_path,
              engines_dir, backend, device, threads):
     """Quality of generation: classifier accuracy, FID_feat (beside real-vs-real), fidelity to dense
     generation (token agreement, PSNR, SSIM), the entropy curve, and the VQVAE's reconstruction of
     real images (the ceiling of any sampler). With --engines, of an export on a runtime backend."""
-    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p)
+    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, draw=draw)
     parsed = [parse_policy(p) for p in policies]
     if samples < min_samples_for_fid():
         raise InvalidArgument(f"--samples {samples} is too few for a stable Fréchet distance: "

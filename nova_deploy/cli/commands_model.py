@@ -9,7 +9,7 @@ from nova_deploy.atomic_write import write_json_atomic
 from nova_deploy.bounds import check_class_ids, check_top_k
 from nova_deploy.checkpoint import (checkpoint_kind, convert_checkpoint, infer_var_config, matching_preset,
                                     read_state_dict)
-from nova_deploy.cli.options import (CHECKPOINT_FILE, OUTPUT_FILE, SEED, expect_sha256_option, model_options,
+from nova_deploy.cli.options import (CHECKPOINT_FILE, OUTPUT_FILE, SEED, draw_option, expect_sha256_option, model_options,
                                     runtime_options)
 from nova_deploy.errors import CheckpointError, InvalidArgument
 from nova_deploy.images import image_grid_png
@@ -68,6 +68,7 @@ def convert_checkpoint_cmd(src, dst):
 @click.option("--top-k", type=int, default=0, show_default=True, help="0: no top-k filter; at most the vocabulary.")
 @click.option("--top-p", type=float, default=0.0, show_default=True, help="0: no nucleus filter.")
 @click.option("--more-smooth", is_flag=True, help="Gumbel-smoothed tokens (visual only).")
+@draw_option
 @click.option("--policy", "policy_text", default="none", show_default=True,
               help=f"Token pruning: {valid_forms()} (fixed: one ratio per scale); plain nova on a bundled model "
                    "runs the configuration its sweep chose.")
@@ -79,11 +80,11 @@ def convert_checkpoint_cmd(src, dst):
                  "PyTorch sampler.")
 @expect_sha256_option
 @click.option("--out", type=OUTPUT_FILE, default="grid.png", show_default=True)
-def generate_cmd(var_path, vae_path, preset, model, classes, seed, cfg, top_k, top_p, more_smooth, policy_text,
+def generate_cmd(var_path, vae_path, preset, model, classes, seed, cfg, top_k, top_p, more_smooth, draw, policy_text,
                  trace_path, plot_path, engines_dir, backend, device, threads, expect_sha256, out):
     """Generate images and write them as a PNG grid: on the PyTorch sampler, or with --engines on
     the runtime over exported graphs."""
-    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
+    params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, draw=draw)
     policy = parse_policy(policy_text)
     if engines_dir is not None:
         if var_path or vae_path or preset or model:
@@ -151,7 +152,7 @@ def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, p
         check_class_ids(classes, pipe.spec.var.num_classes, "--class")
         check_top_k(params.top_k, pipe.spec.vae.vocab_size, "--top-k")
         result = pipe.generate(list(classes), seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,
-                               more_smooth=params.more_smooth, policy=policy,
+                               more_smooth=params.more_smooth, draw=params.draw, policy=policy,
                                want_trace=bool(trace_path or plot_path or policy.name != "none"))
     _write_outputs(result.images.cpu(), result.trace, policy_text, seed, classes, trace_path, plot_path, out)
     if policy.name != "none" and result.trace:

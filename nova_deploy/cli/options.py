@@ -11,6 +11,7 @@ from nova_deploy.bounds import check_seed, check_threads, max_threads, parse_dev
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.presets import PRESETS
 from nova_deploy.runtime.backends import BACKENDS
+from nova_deploy.sampling import DRAWS, OFFICIAL_DRAW
 
 
 def option_name(param) -> str:
@@ -95,6 +96,13 @@ def runtime_options(engines_help: str):
         return click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
                             help=engines_help)(f)
     return add
+
+
+def draw_option(f):
+    return click.option("--draw", type=click.Choice(list(DRAWS)), default=OFFICIAL_DRAW, show_default=True,
+                        help="How each token is drawn: official (torch.multinomial, the official code's tokens "
+                             "for a seed) or inverse-cdf (the same distribution from one variate per token: "
+                             "cheaper, other tokens).")(f)
 
 
 def expect_sha256_option(f):

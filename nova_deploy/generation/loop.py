@@ -50,7 +50,8 @@ def run_scales(ex: ScaleExecutor, label_B: torch.Tensor, rng: Optional[torch.Gen
         if observe:  # entropy of the guided distribution before top-k/top-p filter it in place
             decider.observe(si, logits_BlV, out.attn_branch, out.ffn_branch)
         del out  # the K/V copies and branches are dead now (the logits live on in logits_BlV until embedded)
-        idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p)[:, :, 0]
+        idx_Bl = sample_with_top_k_top_p_(logits_BlV, rng=rng, top_k=params.top_k, top_p=params.top_p,
+                                          draw=params.draw)[:, :, 0]
         forced = si < len(forced_idx)
         if forced:
             idx_Bl = forced_idx[si].to(device=ex.device, dtype=torch.long)

@@ -16,5 +16,5 @@ class PipelineSource:
 
     def generate(self, labels: torch.Tensor, seed: int, params: SamplingParams, policy: Policy) -> Generated:
         r = self.pipe.generate(labels.tolist(), seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,
-                               more_smooth=params.more_smooth, policy=policy, want_trace=True)
+                               more_smooth=params.more_smooth, draw=params.draw, policy=policy, want_trace=True)
         return Generated(images=r.images.cpu(), tokens=[t.cpu() for t in r.tokens], trace=r.trace)

@@ -104,14 +104,16 @@ class Pipeline:
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
     def generate(self, labels: Union[Sequence[int], torch.Tensor], seed: Optional[int] = None, cfg: float = 1.5,
-                 top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False,
+                 top_k: int = 0, top_p: float = 0.0, more_smooth: bool = False, draw: str = "official",
                  policy: Union[str, Policy] = "none", want_trace: bool = False,
                  seeds: Optional[Sequence[int]] = None) -> RuntimeResult:
         """seed: one random stream for the batch, in the official order (the official code's images).
         seeds: one int64 seed per image, each image drawing from its own stream, so that an image does
-        not depend on the rest of its batch (up to NOVA's batch rule: kept counts are the batch's maximum)."""
+        not depend on the rest of its batch (up to NOVA's batch rule: kept counts are the batch's maximum).
+        draw: "official" (the official draw: the PyTorch sampler's tokens) or "inverse-cdf" (the same
+        distribution from one variate per token, cheaper; other tokens for the same seed)."""
         check_runtime_request(self.spec, labels, seed, top_k)
-        params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth)
+        params = SamplingParams(cfg=cfg, top_k=top_k, top_p=top_p, more_smooth=more_smooth, draw=draw)
         if isinstance(policy, str):
             policy = self.nova_policy if policy == "nova" else parse_policy(policy)
         check_policy_fits(policy, self.spec)

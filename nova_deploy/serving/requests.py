@@ -29,6 +29,7 @@ class Settings:
     cfg: float = DEFAULTS.cfg
     top_k: int = DEFAULTS.top_k
     top_p: float = DEFAULTS.top_p
+    draw: str = DEFAULTS.draw
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,17 @@ def _settings(inputs: Mapping[str, np.ndarray], r: int, spec) -> Settings:
     def value(name, default, cast):
         return cast(inputs[name][r, 0]) if name in inputs else default
 
-    policy = value("policy", DEFAULT_POLICY, lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b))
+    policy = value("policy", DEFAULT_POLICY, _text)
     check_policy_fits(parse_policy(policy), spec)
     settings = Settings(policy, value("cfg", DEFAULTS.cfg, float), value("top_k", DEFAULTS.top_k, int),
-                        value("top_p", DEFAULTS.top_p, float))
-    SamplingParams(cfg=settings.cfg, top_k=settings.top_k, top_p=settings.top_p)  # raises naming a bad value
+                        value("top_p", DEFAULTS.top_p, float), value("draw", DEFAULTS.draw, _text))
+    SamplingParams(cfg=settings.cfg, top_k=settings.top_k, top_p=settings.top_p, draw=settings.draw)  # names a bad value
     check_top_k(settings.top_k, spec.vae.vocab_size, "top_k")
     return settings
+
+
+def _text(b) -> str:
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b)
 
 
 def generate_rows(pipe, rows: Sequence[Row], want_trace: bool) -> Dict[Tuple[int, int], RowResult]:
@@ -90,7 +95,7 @@ def generate_rows(pipe, rows: Sequence[Row], want_trace: bool) -> Dict[Tuple[int
             chunk = members[start:start + pipe.max_batch]
             try:
                 out = pipe.generate([m.class_id for m in chunk], seeds=[m.seed for m in chunk], cfg=settings.cfg,
-                                    top_k=settings.top_k, top_p=settings.top_p, policy=settings.policy,
+                                    top_k=settings.top_k, top_p=settings.top_p, draw=settings.draw, policy=settings.policy,
                                     want_trace=want_trace)
             except NovaDeployError as e:
                 results.update({(m.request, m.row): RowResult(error=str(e)) for m in chunk})

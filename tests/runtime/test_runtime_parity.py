@@ -72,3 +72,15 @@ def test_pruning_changes_the_result(ort_pipeline):
     pruned = ort_pipeline.generate(LABELS, seed=11, policy="fixed:0,0,0,0,0,0.5,0.5")
     assert not torch.equal(dense.tokens[-1], pruned.tokens[-1])
     assert all(torch.equal(a, b) for a, b in zip(dense.tokens[:5], pruned.tokens[:5]))  # scales before pruning
+
+
+@pytest.mark.parametrize("policy_text", ["none", "fixed:0,0,0,0,0,0.5,0.5"])
+def test_the_inverse_cdf_draw_follows_the_reference_sampler_drawing_the_same_way(ort_pipeline, reference_models,
+                                                                                policy_text):
+    """With draw="inverse-cdf" the runtime still equals the PyTorch sampler run with that draw (and
+    the K/V of all layers appended at once, then per layer once a plan prunes, stay right)."""
+    want = reference(reference_models, policy_text, top_k=40, draw="inverse-cdf")
+    got = ort_pipeline.generate(LABELS, seed=11, cfg=1.5, top_k=40, draw="inverse-cdf", policy=policy_text)
+    assert_same_generation(got, want)
+    official = ort_pipeline.generate(LABELS, seed=11, cfg=1.5, top_k=40, policy=policy_text)
+    assert not all(torch.equal(a, b) for a, b in zip(got.tokens, official.tokens))

@@ -21,7 +21,7 @@ class RecordingPipe:
     def __init__(self, fail_policy=None):
         self.calls, self.fail_policy = [], fail_policy
 
-    def generate(self, labels, seeds, cfg, top_k, top_p, policy, want_trace):
+    def generate(self, labels, seeds, cfg, top_k, top_p, draw, policy, want_trace):
         self.calls.append((list(labels), list(seeds), cfg, policy, want_trace))
         if policy == self.fail_policy:
             raise InvalidArgument(f"policy {policy} failed")
@@ -33,15 +33,18 @@ class RecordingPipe:
 def _request(classes, seeds, **settings):
     inputs = {"class_id": np.array([[c] for c in classes], np.int32), "seed": np.array([[s] for s in seeds], np.int64)}
     for name, value in settings.items():
-        inputs[name] = np.full((len(classes), 1), value.encode() if name == "policy" else value, dtype=np.object_
-                               if name == "policy" else np.float32)
+        text = name in ("policy", "draw")
+        inputs[name] = np.full((len(classes), 1), value.encode() if text else value,
+                               dtype=np.object_ if text else np.float32)
     return inputs
 
 
 def test_rows_carry_their_request_settings_and_defaults():
     rows = parse_request(4, _request([1, 2], [7, -8], cfg=3.0), SPEC)
     assert [(r.request, r.row, r.class_id, r.seed) for r in rows] == [(4, 0, 1, 7), (4, 1, 2, -8)]
-    assert rows[0].settings == Settings(policy="none", cfg=3.0, top_k=0, top_p=0.0)
+    assert rows[0].settings == Settings(policy="none", cfg=3.0, top_k=0, top_p=0.0, draw="official")
+    fast = parse_request(5, _request([1], [7], draw="inverse-cdf"), SPEC)
+    assert fast[0].settings == Settings(draw="inverse-cdf")
 
 
 @pytest.mark.parametrize("inputs, message", [
@@ -49,6 +52,7 @@ def test_rows_carry_their_request_settings_and_defaults():
      f"class_id [{NUM_CLASSES + 1}] out of range: valid are 0..{NUM_CLASSES - 1} (or {NUM_CLASSES}, the null class)"),
     (_request([1], [0], policy="bogus"), "unknown policy 'bogus'"),
     (_request([1], [0], top_p=1.5), "top_p must be in [0, 1], got 1.5"),
+    (_request([1], [0], draw="gumbel"), "draw must be one of official, inverse-cdf, got 'gumbel'"),
     (_request([1], [0], top_k=SPEC.vae.vocab_size + 1), f"top_k must be <= {SPEC.vae.vocab_size}"),
     ({"class_id": np.array([[1]], np.int32)}, "missing input 'seed'"),
     ({"class_id": np.array([[1]], np.int32), "seed": np.array([[1], [2]], np.int64)}, "input 'seed' has shape [2, 1]"),

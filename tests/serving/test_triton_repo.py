@@ -39,6 +39,7 @@ def test_repository_layout_and_config(small_export, tmp_path):
                  '{ name: "class_id", data_type: TYPE_INT32, dims: [ 1 ] }',
                  '{ name: "seed", data_type: TYPE_INT64, dims: [ 1 ] }',
                  '{ name: "policy", data_type: TYPE_STRING, dims: [ 1 ], optional: true }',
+                 '{ name: "draw", data_type: TYPE_STRING, dims: [ 1 ], optional: true }',
                  '{ name: "image", data_type: TYPE_UINT8, dims: [ 3, ',
                  "preferred_batch_size: [ 2 ]", "max_queue_delay_microseconds: 700", "{ count: 3, kind: KIND_CPU }",
                  '{ key: "nova_backend", value: { string_value: "onnxruntime" } }']:

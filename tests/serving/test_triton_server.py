@@ -63,13 +63,13 @@ def grpc(server):
 
 
 def _inputs(module, rows, **settings):
-    """rows: [(class_id, seed)]; settings: cfg / top_k / top_p / policy, one value for every row."""
+    """rows: [(class_id, seed)]; settings: cfg / top_k / top_p / policy / draw, one value for every row."""
     n = len(rows)
     arrays = {"class_id": np.array([[c] for c, _ in rows], np.int32), "seed": np.array([[s] for _, s in rows], np.int64)}
-    dtypes = {"class_id": "INT32", "seed": "INT64", "cfg": "FP32", "top_k": "INT32", "top_p": "FP32", "policy": "BYTES"}
+    dtypes = {"class_id": "INT32", "seed": "INT64", "cfg": "FP32", "top_k": "INT32", "top_p": "FP32", "policy": "BYTES", "draw": "BYTES"}
     for name, value in settings.items():
         np_type = {"FP32": np.float32, "INT32": np.int32, "BYTES": np.object_}[dtypes[name]]
-        arrays[name] = np.full((n, 1), value.encode() if name == "policy" else value, dtype=np_type)
+        arrays[name] = np.full((n, 1), value.encode() if dtypes[name] == "BYTES" else value, dtype=np_type)
     result = []
     for name, array in arrays.items():
         tensor = module.InferInput(name, list(array.shape), dtypes[name])
@@ -102,7 +102,8 @@ def test_health_readiness_and_metadata(server, http, grpc, pipe):
         inputs = {t["name"]: (t["datatype"], [int(d) for d in t["shape"]]) for t in meta["inputs"]}
         outputs = {t["name"]: (t["datatype"], [int(d) for d in t["shape"]]) for t in meta["outputs"]}
         assert inputs == {"class_id": ("INT32", [-1, 1]), "seed": ("INT64", [-1, 1]), "cfg": ("FP32", [-1, 1]),
-                          "top_k": ("INT32", [-1, 1]), "top_p": ("FP32", [-1, 1]), "policy": ("BYTES", [-1, 1])}
+                          "top_k": ("INT32", [-1, 1]), "top_p": ("FP32", [-1, 1]), "policy": ("BYTES", [-1, 1]),
+                          "draw": ("BYTES", [-1, 1])}
         assert outputs == {"image": ("UINT8", [-1, 3, hw, hw]), "trace": ("BYTES", [-1, 1])}
     config = http.get_model_config(MODEL)
     assert config["max_batch_size"] == pipe.max_batch == 8
@@ -111,7 +112,8 @@ def test_health_readiness_and_metadata(server, http, grpc, pipe):
 
 @pytest.mark.parametrize("policy", ["none", "nova"])
 def test_images_equal_pipeline_for_requests_sent_one_at_a_time(server, http, grpc, pipe, policy):
-    requests = [((0, 1), {}), ((3, 2), {"cfg": 3.0}), ((7, -5), {"top_k": 50}), ((9, 2 ** 40), {"top_p": 0.9})]
+    requests = [((0, 1), {}), ((3, 2), {"cfg": 3.0}), ((7, -5), {"top_k": 50}), ((9, 2 ** 40), {"top_p": 0.9}),
+                ((4, 3), {"draw": "inverse-cdf"})]
     for i, ((class_id, seed), settings) in enumerate(requests):
         client, module = (http, tritonclient_http) if i % 2 == 0 else (grpc, tritonclient_grpc)
         result = _infer(client, module, [(class_id, seed)], policy=policy, **settings)
