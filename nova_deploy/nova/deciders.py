@@ -138,29 +138,32 @@ class NovaDecider(Decider):
 class NovaSummaryDecider(Decider):
     cfg: NovaSummaryConfig = field(default_factory=NovaSummaryConfig)
     tracker: Optional[GrowthActivationTracker] = None
-    layer_entropy_BN: Optional[torch.Tensor] = None
+    # the previous scale's branch outputs (attention, FFN), read only when a scale is planned: they
+    # stay valid until the next scale runs (the runtime's branch buffers alternate by scale)
+    prev_branches: Optional[tuple] = None
 
     def _decide(self, si, x_BlC):
         if si == 0 or self._H_prev_Bl is None or not bool(self.tracker.is_active(si).any()):
             return None
-        if self.layer_entropy_BN is None and self.cfg.layer_linkage:
+        if self.prev_branches is None and self.cfg.layer_linkage:
             raise InvalidArgument(f"policy nova-summary: no branch outputs were observed at scale {si - 1}, so "
                                   f"scale {si} cannot be planned (an export prunes only from its --prune-from scale)")
+        if self.cfg.layer_linkage:
+            attn, ffn = self.prev_branches
+            layer_entropy_BN = channel_entropy_BN(attn, self.batch, plus=ffn)
         ratio_B = summary_scale_ratio_B(si, self.tracker, self.cfg)
         n = self.patch_nums[si] ** 2
         kept_BN = []
         for b, r in enumerate(ratio_B.tolist()):
-            stat_N = self.layer_entropy_BN[b] if self.cfg.layer_linkage else torch.zeros(self.depth)
+            stat_N = layer_entropy_BN[b] if self.cfg.layer_linkage else torch.zeros(self.depth)
             kept_BN.append(kept_counts(n, linked_layer_ratios(r, stat_N, self.cfg)))
         imp_Bl = fastvar_importance(x_BlC[:self.batch]) if self.cfg.importance == "distance" else None
         return self._entropy_plan(si, kept_BN, ratio_B.tolist(), self.cfg.upsample_mode, imp_Bl)
 
     def _observe_more(self, si, e_B, attn_branch, ffn_branch):
         self.tracker.observe(si, e_B)
-        if not attn_branch or not self.cfg.layer_linkage:
-            self.layer_entropy_BN = None
-            return
-        self.layer_entropy_BN = channel_entropy_BN([a + f for a, f in zip(attn_branch, ffn_branch)], self.batch)
+        linked = attn_branch and self.cfg.layer_linkage
+        self.prev_branches = (attn_branch, ffn_branch) if linked else None
 
     def trace(self):
         t = super().trace()

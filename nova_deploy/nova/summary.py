@@ -16,7 +16,7 @@ beside the project's own design (activation.py, schedule.py), so the two can be 
   above the mean of the layers before it keeps more: kept_l = kept * (1 + (h_l - mean) / (h_l + mean)).
 """
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -91,15 +91,19 @@ def summary_scale_ratio_B(si: int, tracker: GrowthActivationTracker, cfg: NovaSu
     return torch.where(active_B, pruned_B.clamp(0.0, cfg.r_max), torch.zeros_like(pruned_B))
 
 
-def channel_entropy_BN(branches: Sequence[torch.Tensor], batch: int) -> torch.Tensor:
+def channel_entropy_BN(branches: Sequence[torch.Tensor], batch: int,
+                       plus: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
     """Per layer, the mean over tokens of the entropy of a branch output's energy over channels,
-    normalised by log C: (batch, N) float32 in [0, 1] (conditional rows only)."""
-    out = []
-    for x_BlC in branches:
-        energy = x_BlC[:batch].float().square()
-        p = energy / energy.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(torch.float32).tiny)
-        out.append((-torch.xlogy(p, p).sum(dim=-1) / math.log(x_BlC.shape[-1])).mean(dim=1))
-    return torch.stack(out, dim=1)
+    normalised by log C: (batch, N) float32 in [0, 1] (conditional rows only). plus: a second
+    output per layer added to the first (attention + FFN). All layers in one stacked op each, so
+    the cost does not grow with depth in ops (the runtime's time between graph calls is per op)."""
+    x_NBlC = torch.stack([x[:batch] for x in branches])
+    if plus is not None:
+        x_NBlC.add_(torch.stack([x[:batch] for x in plus]))
+    energy = x_NBlC.float().square_()
+    p = energy.div_(energy.sum(dim=-1, keepdim=True).clamp_min_(torch.finfo(torch.float32).tiny))
+    h_NB = torch.xlogy(p, p).sum(dim=-1).div_(-math.log(x_NBlC.shape[-1])).mean(dim=2)
+    return h_NB.t()
 
 
 def linked_layer_ratios(r_scale: float, layer_entropy_N: torch.Tensor, cfg: NovaSummaryConfig) -> torch.Tensor:

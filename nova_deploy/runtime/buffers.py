@@ -6,9 +6,12 @@ scale's input tokens. Buffers are flat and viewed at each scale's shape, so one 
 every scale. Ping-pong pairs let a scale read what the previous scale wrote while writing its own.
 
 The K/V prefix a scale graph takes is a contiguous (2B, heads, prefix, head_dim) tensor. Appending
-a scale's K/V to that layout moves every head's block, so each layer keeps two prefix buffers and
-each scale writes cat(prefix, new) from one into the other: one copy of the prefix per scale,
-the same traffic as the concatenation inside the graph, and no allocation.
+a scale's K/V to that layout moves every head's block, so there are two prefix buffers and each
+scale writes cat(prefix, new) from one into the other: one copy of the prefix per scale, the same
+traffic as the concatenation inside the graph, and no allocation. Both buffers, and the graph's
+new K/V, hold K and V of every layer at a fixed stride, so that when every layer appends as many
+tokens (a dense scale, or a plan that keeps as many per layer) one strided `cat` appends all of
+them: per-op overhead, not bytes, is what the small models' orchestration spends its time on.
 
 Views are kept once made: a generation asks for a few hundred views per image, and building a
 view costs more than the small graphs' data it describes. A buffer only ever has as many
@@ -48,14 +51,43 @@ class PingPong:
         return self.flats[i % 2].at(shape)
 
 
+class LayerRegions:
+    """One flat buffer in 2 x depth equal regions, K then V of each layer: region (kv, layer) is
+    viewed contiguous at any shape that fits, and `all_at` views the same extent of every region
+    at once (strided), for one op over all layers."""
+
+    def __init__(self, depth: int, region_numel: int, dtype, device):
+        self.depth, self.region = depth, region_numel
+        self.flat = torch.empty(2 * depth * region_numel, dtype=dtype, device=device)
+        self._views: Dict[Tuple, torch.Tensor] = {}
+
+    def at(self, kv: int, layer: int, shape: Tuple[int, ...]) -> torch.Tensor:
+        key = (kv, layer, shape)
+        v = self._views.get(key)
+        if v is None:
+            start = (kv * self.depth + layer) * self.region
+            n = 1
+            for d in shape:
+                n *= d
+            v = self._views[key] = self.flat[start:start + n].view(shape)
+        return v
+
+    def all_at(self, shape: Tuple[int, ...]) -> torch.Tensor:
+        """(2 * depth, *shape): every region's first prod(shape) elements at that shape."""
+        v = self._views.get(shape)
+        if v is None:
+            inner = torch.empty(shape, device="meta").stride()
+            v = self._views[shape] = self.flat.as_strided((2 * self.depth, *shape), (self.region, *inner))
+        return v
+
+
 class KVPrefixes:
     """Per layer the K and V of every scale so far, contiguous (2B, H, length, c)."""
 
     def __init__(self, depth: int, rows: int, heads: int, max_len: int, head_dim: int, dtype, device):
         self.rows, self.heads, self.head_dim = rows, heads, head_dim
         numel = rows * heads * max_len * head_dim
-        self.k = [PingPong(numel, dtype, device) for _ in range(depth)]
-        self.v = [PingPong(numel, dtype, device) for _ in range(depth)]
+        self.turns = (LayerRegions(depth, numel, dtype, device), LayerRegions(depth, numel, dtype, device))
         self.lengths = [0] * depth
         self._turn = [0] * depth
 
@@ -67,16 +99,30 @@ class KVPrefixes:
         return (self.rows, self.heads, n, self.head_dim)
 
     def prefix(self, layer: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        t, n = self._turn[layer], self.lengths[layer]
-        return self.k[layer].at(t, self._shape(n)), self.v[layer].at(t, self._shape(n))
+        regions, shape = self.turns[self._turn[layer] % 2], self._shape(self.lengths[layer])
+        return regions.at(0, layer, shape), regions.at(1, layer, shape)
 
     def append(self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor) -> None:
         t, n = self._turn[layer], self.lengths[layer]
         total = n + k_new.shape[2]
-        for pp, new in ((self.k[layer], k_new), (self.v[layer], v_new)):
-            torch.cat((pp.at(t, self._shape(n)), new), dim=2, out=pp.at(t + 1, self._shape(total)))
+        src, dst = self.turns[t % 2], self.turns[(t + 1) % 2]
+        for kv, new in ((0, k_new), (1, v_new)):
+            torch.cat((src.at(kv, layer, self._shape(n)), new), dim=2, out=dst.at(kv, layer, self._shape(total)))
         self._turn[layer] = t + 1
         self.lengths[layer] = total
+
+    def append_all(self, new: LayerRegions, count: int) -> bool:
+        """Appends the first `count` tokens of every layer's region in `new` with one op, when every
+        layer has the same prefix length and turn; False (nothing done) otherwise."""
+        n, t = self.lengths[0], self._turn[0]
+        if self.lengths.count(n) != len(self.lengths) or self._turn.count(t) != len(self._turn):
+            return False
+        total = n + count
+        torch.cat((self.turns[t % 2].all_at(self._shape(n)), new.all_at(self._shape(count))), dim=3,
+                  out=self.turns[(t + 1) % 2].all_at(self._shape(total)))
+        self._turn = [t + 1] * len(self._turn)
+        self.lengths = [total] * len(self.lengths)
+        return True
 
 
 class GenerationBuffers:
@@ -92,8 +138,7 @@ class GenerationBuffers:
         P, Cv, V = spec.patch_nums[-1], spec.vae.z_channels, spec.vae.vocab_size
         R = self.rows
         self.kv = KVPrefixes(N, R, H, L, C // H, act, device)
-        self.k_new = [Flat(R * H * l_max * (C // H), act, device) for _ in range(N)]
-        self.v_new = [Flat(R * H * l_max * (C // H), act, device) for _ in range(N)]
+        self.kv_new = LayerRegions(N, R * H * l_max * (C // H), act, device)  # a scale's new K/V per layer
         self.attn_branch = [PingPong(R * l_max * C, act, device) for _ in range(N)]
         self.ffn_branch = [PingPong(R * l_max * C, act, device) for _ in range(N)]
         self.keep_idx = [Flat(R * l_max, torch.int64, device) for _ in range(N)]
@@ -105,4 +150,13 @@ class GenerationBuffers:
         self.head_ada = torch.empty((R, 2, C), dtype=act, device=device)
         self.image = torch.empty((batch, 3, spec.vae.image_size, spec.vae.image_size), dtype=torch.float32,
                                  device=device)
-        self.positions = torch.arange(l_max, device=device)
+        self._all_positions = torch.arange(l_max, device=device).expand(R, l_max).contiguous()
+        self._all_positions_views: Dict[int, torch.Tensor] = {}
+
+    def all_positions(self, l: int) -> torch.Tensor:
+        """(2B, l) int64 0..l-1 in every row: the kept positions of a layer that prunes nothing
+        (filled once; read-only, so every such layer is fed this same tensor)."""
+        v = self._all_positions_views.get(l)
+        if v is None:
+            v = self._all_positions_views[l] = self._all_positions[:, :l].contiguous()
+        return v

@@ -64,6 +64,10 @@ class GraphExecutor:
                            ffn_branch=[out[n] for n in self._ffn_branch] if branches else None)
 
     def append_kv(self, out: ScaleOutput) -> None:
+        """One op for all layers when they kept as many tokens (their K/V sit in bufs.kv_new)."""
+        count = out.k_new[0].shape[2]
+        if all(k.shape[2] == count for k in out.k_new) and self.bufs.kv.append_all(self.bufs.kv_new, count):
+            return
         for i in range(self.depth):
             self.bufs.kv.append(i, out.k_new[i], out.v_new[i])
 
@@ -101,12 +105,11 @@ class GraphExecutor:
         l_prev = self.patch_nums[si - 1] ** 2
         for i in range(N):
             idx = None if plan is None else plan.idx_N[i]
-            kept[i] = l if idx is None else idx.shape[1]
-            keep = bufs.keep_idx[i].at((R, kept[i]))
-            if idx is None:
-                keep.copy_(bufs.positions[:l].expand(R, l))
+            if idx is None:  # every layer that keeps all tokens reads the one all-positions tensor
+                keep = bufs.all_positions(l)
             else:
-                cfg_rows(idx, out=keep)
+                keep = cfg_rows(idx, out=bufs.keep_idx[i].at((R, idx.shape[1])))
+            kept[i] = keep.shape[1]
             feeds[self._keep_idx[i]] = keep
             feeds[self._attn_cache[i]] = bufs.attn_branch[i].at(si - 1, (R, l_prev, C))
             feeds[self._ffn_cache[i]] = bufs.ffn_branch[i].at(si - 1, (R, l_prev, C))
@@ -119,8 +122,8 @@ class GraphExecutor:
         l = self.patch_nums[g.si] ** 2
         out = {io.LOGITS: bufs.logits.at((R, l, self.spec.vae.vocab_size))}
         for i in range(v.depth):
-            out[self._k_new[i]] = bufs.k_new[i].at((R, H, kept[i], C // H))
-            out[self._v_new[i]] = bufs.v_new[i].at((R, H, kept[i], C // H))
+            out[self._k_new[i]] = bufs.kv_new.at(0, i, (R, H, kept[i], C // H))
+            out[self._v_new[i]] = bufs.kv_new.at(1, i, (R, H, kept[i], C // H))
         if self._emits_branches[g.si]:
             for i in range(v.depth):
                 out[self._attn_branch[i]] = bufs.attn_branch[i].at(g.si, (R, l, C))

@@ -30,11 +30,11 @@ def test_buffers_are_allocated_once_per_batch_and_outputs_land_in_them(pipe):
     pipe.generate([1], seed=0, policy="nova")
     bufs = pipe.buffers.take(1)
     pipe.buffers.give(bufs)
-    kv_ptr, logits_ptr = bufs.kv.k[0].flats[0].flat.data_ptr(), bufs.logits.flat.data_ptr()
+    kv_ptr, logits_ptr = bufs.kv.turns[0].flat.data_ptr(), bufs.logits.flat.data_ptr()
     pipe.generate([2], seed=1, policy="nova")
     again = pipe.buffers.take(1)
     pipe.buffers.give(again)
-    assert again is bufs and again.kv.k[0].flats[0].flat.data_ptr() == kv_ptr and again.logits.flat.data_ptr() == logits_ptr
+    assert again is bufs and again.kv.turns[0].flat.data_ptr() == kv_ptr and again.logits.flat.data_ptr() == logits_ptr
     # ONNX Runtime wrote the last scale's logits straight into the preallocated buffer
     last = pipe.spec.patch_nums[-1] ** 2
     out = pipe.backend.infer("decoder", {"f_hat_BChw": torch.zeros(1, pipe.spec.vae.z_channels, 8, 8)},
