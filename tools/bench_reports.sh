@@ -21,8 +21,9 @@ nova-deploy bench --engines "$REF" --backends onnxruntime,torch,torch-compile --
 if [ "$D16" != skip ]; then
   [ -f "$D16/manifest.json" ] || nova-deploy export --preset d16 --out "$D16"
   # shellcheck disable=SC2086
-  nova-deploy bench --engines "$D16" --backends onnxruntime,torch --reference \
-    --policies none,fixed:nova-ref --batch 1,4,8 --repeat 2 --warmup 0 --memory off --threads 2 --name d16 $BENCH_ARGS
+  nova-deploy bench --engines "$D16" --backends onnxruntime,torch,torch-bf16 --reference \
+    --policies none,fixed:nova-ref --batch 1,4,8 --repeat 2 --warmup 1 --memory off --quality-samples 0 \
+    --threads 2 --name d16 $BENCH_ARGS
   # shellcheck disable=SC2086
   nova-deploy bench --engines "$D16" --backends onnxruntime,onnxruntime-prepack,torch --no-reference \
     --policies none --batch 1 --repeat 1 --warmup 0 --memory dense --threads 2 --name d16-memory $BENCH_ARGS

@@ -6,7 +6,8 @@ A runner is a runtime backend over an export (`torch`, `onnxruntime`, `onnxrunti
 `torch-compile`, the reference sampler with its scale step and decoder under torch.compile (what a
 user would run instead of exporting), chosen with --backends like a runtime backend and run under
 every policy. `torch-bf16-decoder` is the torch backend with its opt-in bf16 decoder (the image is
-no longer the fp32 decoder's; fast where the CPU has native bf16). `onnxruntime` runs with MLAS pre-packing disabled
+no longer the fp32 decoder's; fast where the CPU has native bf16); `torch-bf16` runs the
+transformer in bf16 too (tokens change: `eval --engines DIR --backend torch-bf16` scores them). `onnxruntime` runs with MLAS pre-packing disabled
 (one shared copy of the weights), `onnxruntime-prepack` with it enabled (per-session packed copies).
 
 Policies are the CLI's (`none`, `nova`, `fastvar`, `fixed:R0,R1,...`) plus `fixed:nova-ref`: the
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.runtime.backends import BACKEND_VARIANTS
 from nova_deploy.nova.policy import parse_policy, valid_forms
 
 REFERENCE = "torch-reference"
@@ -26,10 +28,16 @@ PEER_RUNNERS = (TORCH_COMPILE,)  # not the deployed path; every report compares 
 RUNTIME_RUNNERS: Dict[str, Tuple[str, dict]] = {
     "torch": ("torch", {}),
     "torch-bf16-decoder": ("torch", {"decoder_bf16": True}),  # opt-in: changes the image (docs/RUNTIME.md)
+    # opt-in: the transformer and decoder in bf16 over an fp32 export (changes tokens; docs/RUNTIME.md)
+    "torch-bf16": BACKEND_VARIANTS["torch-bf16"],
     "onnxruntime": ("onnxruntime", {"share_prepacked": True}),
     "onnxruntime-prepack": ("onnxruntime", {"share_prepacked": False}),
     "tensorrt": ("tensorrt", {}),
 }
+# runners whose output is not the fp32 graphs': what changes, for every figure a report takes from them
+CHANGES_OUTPUT = {"torch-bf16-decoder": "bf16 decoder: other pixels",
+                  "torch-bf16": "bf16 transformer and decoder: other tokens (quality: eval --engines DIR --backend "
+                                "torch-bf16)"}
 NOVA_FIXED = "fixed:nova-ref"  # resolved by nova_ratios.nova_reference_ratios
 
 

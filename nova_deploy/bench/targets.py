@@ -10,7 +10,7 @@ Every target is reported, measured or not; a MISS says what limits it, from the 
 from dataclasses import asdict, dataclass
 from typing import List, Optional
 
-from nova_deploy.bench.configs import NOVA_FIXED, REFERENCE, RUNTIME_RUNNERS
+from nova_deploy.bench.configs import CHANGES_OUTPUT, NOVA_FIXED, REFERENCE, RUNTIME_RUNNERS
 
 E2E_NOVA, E2E_DENSE, MEMORY_FACTOR, REALISED = 2.5, 1.5, 1.3, 0.9
 OUTSIDE_REFERENCE_MODEL, OUTSIDE_LARGE_MODEL = 0.05, 0.02
@@ -75,6 +75,8 @@ def _end_to_end_targets(result) -> List[Target]:
             t.measured = ref.s_per_image / best.s_per_image
             t.detail = (f"official algorithm {ref.s_per_image:.3f} s/img vs {best.config.label} "
                         f"{best.s_per_image:.3f} s/img")
+            if best.config.runner in CHANGES_OUTPUT:
+                t.detail += f" ({CHANGES_OUTPUT[best.config.runner]})"
             t.limit = f"official algorithm: {_split(ref)}; {best.config.label}: {_split(best)}"
             if policy != "none":
                 t.limit += f"; FLOP reduction {best.flop_reduction:.2f}x"

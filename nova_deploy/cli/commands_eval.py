@@ -125,7 +125,7 @@ def _export_source(stack: ExitStack, engines_dir, backend, device, threads, top_
     pipe = stack.enter_context(Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads))
     check_top_k(top_k, pipe.spec.vae.vocab_size, "--top-k")
     var, vae = load_source_models(pipe.export, torch.device("cpu"))
-    return var, vae, f"{pipe.export.description}, {pipe.spec.precision} on {backend}", PipelineSource(pipe)
+    return var, vae, f"{pipe.export.description}, {pipe.spec.precision} on {pipe.backend.label}", PipelineSource(pipe)
 
 
 @click.command("train")

@@ -141,7 +141,7 @@ def _generate_on_runtime(engines_dir, backend, device, threads, classes, seed, p
     t0 = time.perf_counter()
     with Pipeline.from_dir(engines_dir, backend=backend, device=device, threads=threads,
                            expect_sha256=expect_sha256) as pipe:
-        click.echo(f"engines: {engines_dir} ({pipe.export.description}, {pipe.spec.precision}) on {backend} "
+        click.echo(f"engines: {engines_dir} ({pipe.export.description}, {pipe.spec.precision}) on {pipe.backend.label} "
                    f"{pipe.device}, loaded in {time.perf_counter() - t0:.2f} s", err=True)
         if policy_text == "nova":
             policy = pipe.nova_policy

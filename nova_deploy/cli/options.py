@@ -10,7 +10,7 @@ import click
 from nova_deploy.bounds import check_seed, check_threads, max_threads, parse_device
 from nova_deploy.errors import InvalidArgument
 from nova_deploy.models.presets import PRESETS
-from nova_deploy.runtime.backends import BACKENDS
+from nova_deploy.runtime.backends import BACKEND_NAMES
 from nova_deploy.sampling import DRAWS, OFFICIAL_DRAW
 
 
@@ -91,8 +91,9 @@ def runtime_options(engines_help: str):
                          help=threads_help("CPU threads per graph call (for --engines; default: all)"))(f)
         f = click.option("--device", type=DEVICE, default="cpu", show_default=True,
                          help="cpu or cuda[:N] (for --engines).")(f)
-        f = click.option("--backend", type=click.Choice(sorted(BACKENDS)), default="onnxruntime", show_default=True,
-                         help="Runtime backend for --engines.")(f)
+        f = click.option("--backend", type=click.Choice(sorted(BACKEND_NAMES)), default="onnxruntime",
+                         show_default=True, help="Runtime backend for --engines (torch-bf16: the torch backend "
+                                                 "with transformer and decoder in bf16; other tokens).")(f)
         return click.option("--engines", "engines_dir", type=click.Path(file_okay=False), default=None,
                             help=engines_help)(f)
     return add

@@ -47,6 +47,11 @@ class Backend(ABC):
         self._graphs: Dict[str, GraphSpec] = {g.name: g for g in self.spec.graphs}
         self._checked: Set[Tuple] = set()  # shape sets infer_owned has checked
 
+    @property
+    def label(self) -> str:
+        """The backend as reports name it: its name, and any option that changes what it computes."""
+        return self.name
+
     # ------------------------------------------------------------------ what a backend implements
     @abstractmethod
     def activate(self) -> None:

@@ -12,7 +12,7 @@ class PipelineSource:
     def __init__(self, pipe: Pipeline):
         self.pipe = pipe
         self.max_batch = pipe.max_batch
-        self.name = f"export {pipe.export.path} ({pipe.spec.precision}) on {pipe.backend.name}"
+        self.name = f"export {pipe.export.path} ({pipe.spec.precision}) on {pipe.backend.label}"
 
     def generate(self, labels: torch.Tensor, seed: int, params: SamplingParams, policy: Policy) -> Generated:
         r = self.pipe.generate(labels.tolist(), seed=seed, cfg=params.cfg, top_k=params.top_k, top_p=params.top_p,

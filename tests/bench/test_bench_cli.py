@@ -77,7 +77,7 @@ def test_targets_name_what_was_not_measured(bench_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--backends", "onnxruntime,warp"), "error: unknown backend 'warp'; valid: torch, torch-bf16-decoder, onnxruntime"),
+    (("--backends", "onnxruntime,warp"), "error: unknown backend 'warp'; valid: torch, torch-bf16-decoder, torch-bf16, onnxruntime"),
     (("--policies", "none,turbo"), "error: unknown policy 'turbo'"),
     (("--policies", "fixed:0,0.5", "--batch", "1"), "error: policy fixed:0,0.5: scale_ratios has 2 entries"),
     (("--batch", "3"), "error: --batch 3: this export takes 1..2 images per call"),

@@ -55,7 +55,7 @@ def test_lists_parse_commas_and_keep_fixed_ratios_whole():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: parse_runners(["torch,cuda-magic"]), "unknown backend 'cuda-magic'; valid: torch, torch-bf16-decoder, onnxruntime"),
+    (lambda: parse_runners(["torch,cuda-magic"]), "unknown backend 'cuda-magic'; valid: torch, torch-bf16-decoder, torch-bf16, onnxruntime"),
     (lambda: parse_runners([REFERENCE]), "added by --reference"),
     (lambda: parse_policies(["nova,turbo"]), "unknown policy 'turbo'"),
     (lambda: parse_policies(["fixed:half"]), "comma-separated numbers"),
@@ -153,6 +153,18 @@ def test_large_model_targets_pass_and_miss_from_the_measured_ratios():
     assert targets["resident memory <= 1.3x the weight bytes, onnxruntime none b1"].status == "NOT MEASURED"
 
 
+def test_an_end_to_end_target_met_by_a_runner_that_changes_tokens_says_so():
+    result = _result()
+    fast = ConfigResult(Config("torch-bf16", "none", 1), "none", [_sample(1.0, 0.6, 0.3, 0.1)] * 3)
+    result.results.append(fast)
+    summarise(result.results)
+    targets = {t.name: t for t in evaluate_targets(result)}
+    t = targets["dense on the deployed path (fastest backend) >= 1.5x the official algorithm, end to end, batch 1"]
+    assert t.measured == 9.0 and "torch-bf16 none b1" in t.detail and "other tokens" in t.detail
+    t = targets["NOVA (nova) on the deployed path (fastest backend) >= 2.5x the official algorithm, end to end, batch 1"]
+    assert "other tokens" not in t.detail  # its fastest runner is fp32 onnxruntime
+
+
 def test_memory_target_compares_rss_growth_with_the_exports_weight_bytes():
     from nova_deploy.bench.memory import Memory
 
@@ -207,7 +219,7 @@ def test_report_holds_the_command_machine_tables_and_targets():
 # ---------------------------------------------------------------- peers: torch-compile, runners that cannot run
 def test_torch_compile_is_chosen_like_a_backend_and_runs_every_policy():
     assert parse_runners(["onnxruntime,torch-compile"]) == ["onnxruntime", TORCH_COMPILE]
-    with pytest.raises(InvalidArgument, match="valid: torch, torch-bf16-decoder, onnxruntime, onnxruntime-prepack, tensorrt, torch-compile"):
+    with pytest.raises(InvalidArgument, match="valid: torch, torch-bf16-decoder, torch-bf16, onnxruntime, onnxruntime-prepack, tensorrt, torch-compile"):
         parse_runners(["torch-compiled"])
     configs = build_configs([TORCH_COMPILE], ["none", "nova"], [1], reference=True)
     assert configs == [Config(TORCH_COMPILE, "none", 1), Config(TORCH_COMPILE, "nova", 1), Config(REFERENCE, "none", 1)]

@@ -12,11 +12,17 @@ BACKENDS = {
     "onnxruntime": ("nova_deploy.runtime.backends.onnxruntime_backend", "OnnxRuntimeBackend"),
     "tensorrt": ("nova_deploy.runtime.backends.tensorrt_backend", "TensorRTBackend"),
 }
+# opt-in configurations of a backend, named wherever a backend is (--backend, Pipeline.from_dir);
+# each changes the tokens or images, which `eval --engines DIR --backend NAME` scores
+BACKEND_VARIANTS = {
+    "torch-bf16": ("torch", {"decoder_bf16": True, "transformer_precision": "bf16"}),
+}
+BACKEND_NAMES = tuple(BACKENDS) + tuple(BACKEND_VARIANTS)
 
 
 def backend_class(name: str):
     if name not in BACKENDS:
-        raise InvalidArgument(f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}")
+        raise InvalidArgument(f"unknown backend {name!r}; valid: {', '.join(BACKEND_NAMES)}")
     module, cls = BACKENDS[name]
     try:
         return getattr(importlib.import_module(module), cls)
@@ -28,6 +34,7 @@ def open_backend(name: str, export, device="cpu", threads: Optional[int] = None)
     """An activated backend for an ExportDir; BackendUnavailable when its library or device is missing."""
     if not isinstance(device, torch.device):
         device = parse_device(device)
-    backend = backend_class(name)(export, device, check_threads(threads))
+    base, options = BACKEND_VARIANTS.get(name, (name, {}))
+    backend = backend_class(base)(export, device, check_threads(threads), **options)
     backend.activate()
     return backend
