@@ -5,6 +5,7 @@ import torch
 
 from export_sources import one_thread  # noqa: F401  (autouse: one CPU thread)
 from nova_deploy.errors import InvalidArgument
+from nova_deploy.export.manifest import open_export
 from nova_deploy.runtime.backends import open_backend
 from nova_deploy.runtime.backends.torch_backend import TorchBackend
 from nova_deploy.runtime.pipeline import Pipeline
@@ -13,9 +14,9 @@ pytestmark = pytest.mark.slow  # needs the session's small export
 
 
 def test_the_transformer_runs_in_bf16_over_fp32_buffers(small_export):
-    backend = open_backend("torch-bf16", small_export.export, device="cpu")
+    backend = open_backend("torch-bf16", open_export(small_export.out_dir), device="cpu")
     try:
-        assert small_export.export.spec.precision == "fp32" and backend.run_spec.precision == "bf16"
+        assert open_export(small_export.out_dir).spec.precision == "fp32" and backend.run_spec.precision == "bf16"
         scale = backend.modules[backend.spec.scale_graph(2).name]
         weights = {p.dtype for name, p in scale.named_parameters() if "blocks" in name}
         assert weights == {torch.bfloat16}
@@ -38,10 +39,10 @@ def test_bf16_tokens_follow_fp32_early_and_differ_late(small_export):
 
 def test_an_unknown_transformer_precision_is_refused(small_export):
     with pytest.raises(InvalidArgument, match="transformer precision must be one of fp32, fp16, bf16, got 'int4'"):
-        TorchBackend(small_export.export, torch.device("cpu"), transformer_precision="int4")
+        TorchBackend(open_export(small_export.out_dir), torch.device("cpu"), transformer_precision="int4")
 
 
 def test_reports_name_what_the_variant_changes(small_export):
-    assert TorchBackend(small_export.export, torch.device("cpu")).label == "torch"
-    bf16 = TorchBackend(small_export.export, torch.device("cpu"), decoder_bf16=True, transformer_precision="bf16")
+    assert TorchBackend(open_export(small_export.out_dir), torch.device("cpu")).label == "torch"
+    bf16 = TorchBackend(open_export(small_export.out_dir), torch.device("cpu"), decoder_bf16=True, transformer_precision="bf16")
     assert bf16.label == "torch (transformer bf16, bf16 decoder)"
