@@ -29,7 +29,7 @@ class SamplingParams:
     top_k: int = 0  # 0: no top-k filter
     top_p: float = 0.0  # 0: no nucleus filter
     more_smooth: bool = False  # gumbel-softmax embedding mix instead of a hard token (visual only)
-    draw: str = "official"  # DRAWS: how a token is drawn from its distribution
+    draw: str = OFFICIAL_DRAW  # DRAWS: how a token is drawn from its distribution
 
     def __post_init__(self):
         require(self.draw in DRAWS, f"draw must be one of {', '.join(DRAWS)}, got {self.draw!r}")

@@ -145,10 +145,11 @@ class NovaSummaryDecider(Decider):
     def _decide(self, si, x_BlC):
         if si == 0 or self._H_prev_Bl is None or not bool(self.tracker.is_active(si).any()):
             return None
-        if self.prev_branches is None and self.cfg.layer_linkage:
-            raise InvalidArgument(f"policy nova-summary: no branch outputs were observed at scale {si - 1}, so "
-                                  f"scale {si} cannot be planned (an export prunes only from its --prune-from scale)")
         if self.cfg.layer_linkage:
+            if self.prev_branches is None:
+                raise InvalidArgument(f"policy nova-summary: no branch outputs were observed at scale {si - 1}, so "
+                                      f"scale {si} cannot be planned (an export prunes only from its --prune-from "
+                                      f"scale)")
             attn, ffn = self.prev_branches
             layer_entropy_BN = channel_entropy_BN(attn, self.batch, plus=ffn)
         ratio_B = summary_scale_ratio_B(si, self.tracker, self.cfg)

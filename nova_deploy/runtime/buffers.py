@@ -17,7 +17,7 @@ Views are kept once made: a generation asks for a few hundred views per image, a
 view costs more than the small graphs' data it describes. A buffer only ever has as many
 distinct shapes as its scales and kept counts, so the memo stays small.
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -25,10 +25,11 @@ from nova_deploy.export.spec import ExportSpec
 
 
 class Flat:
-    """One flat buffer; `at(shape)` views its first prod(shape) elements (memoised per shape)."""
+    """One flat buffer; `at(shape)` views its first prod(shape) elements (memoised per shape).
+    over: a 1-D tensor to view instead of a new allocation (a region of a larger buffer)."""
 
-    def __init__(self, numel: int, dtype: torch.dtype, device: torch.device):
-        self.flat = torch.empty(numel, dtype=dtype, device=device)
+    def __init__(self, numel: int, dtype: torch.dtype, device: torch.device, over: Optional[torch.Tensor] = None):
+        self.flat = torch.empty(numel, dtype=dtype, device=device) if over is None else over
         self._views: Dict[Tuple[int, ...], torch.Tensor] = {}
 
     def at(self, shape: Tuple[int, ...]) -> torch.Tensor:
@@ -59,18 +60,12 @@ class LayerRegions:
     def __init__(self, depth: int, region_numel: int, dtype, device):
         self.depth, self.region = depth, region_numel
         self.flat = torch.empty(2 * depth * region_numel, dtype=dtype, device=device)
-        self._views: Dict[Tuple, torch.Tensor] = {}
+        self._regions = [Flat(region_numel, dtype, device, over=self.flat[r * region_numel:(r + 1) * region_numel])
+                         for r in range(2 * depth)]
+        self._views: Dict[Tuple[int, ...], torch.Tensor] = {}
 
     def at(self, kv: int, layer: int, shape: Tuple[int, ...]) -> torch.Tensor:
-        key = (kv, layer, shape)
-        v = self._views.get(key)
-        if v is None:
-            start = (kv * self.depth + layer) * self.region
-            n = 1
-            for d in shape:
-                n *= d
-            v = self._views[key] = self.flat[start:start + n].view(shape)
-        return v
+        return self._regions[kv * self.depth + layer].at(shape)
 
     def all_at(self, shape: Tuple[int, ...]) -> torch.Tensor:
         """(2 * depth, *shape): every region's first prod(shape) elements at that shape."""
