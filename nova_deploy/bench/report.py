@@ -145,6 +145,7 @@ def to_markdown(result, targets: List[Target], command: str, mach: dict, name: s
           "`torch`: the runtime's PyTorch eager backend over the same graphs' modules; `onnxruntime`: ONNX Runtime "
           "with pre-packing off (one shared weights copy); `onnxruntime-prepack`: pre-packing on; "
           "`torch-bf16-decoder`: the torch backend with its opt-in bf16 decoder (changes the image); "
+          "`torch-bf16`: the torch backend with transformer and decoder in bf16 (changes tokens); "
           "`torch-compile`: the reference sampler with its scale step and decoder under `torch.compile` "
           "(compiled before the warm-up rounds, so no timed run compiles)",
           "- x reference = the reference sampler's median time (dense: the official algorithm) over this "
